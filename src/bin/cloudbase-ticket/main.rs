@@ -1,0 +1,196 @@
+//! `cloudbase-ticket`: issue, inspect and verify CloudBase custom-login tickets from the shell.
+//!
+//! Exit codes: 0 success; 1 a ticket is invalid (`verify`) or an operation failed; 2 bad input
+//! (flags, credentials, uids, env). Errors are one line on stderr; stdout carries only results.
+
+mod bench;
+mod issue;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cloudbase_ticket::{Backend, Credentials};
+
+/// Exit code for bad input.
+const EXIT_USAGE: u8 = 2;
+/// Exit code for an operation that ran and failed.
+const EXIT_FAILURE: u8 = 1;
+
+#[derive(Parser)]
+#[command(
+    name = "cloudbase-ticket",
+    version,
+    about = "CloudBase custom-login tickets: byte-identical to @cloudbase/node-sdk createTicket",
+    after_help = "Credentials come from --credentials FILE (the console's tcb_custom_login.json) or, \
+without it, from the environment: TCB_CUSTOM_LOGIN_CREDENTIALS (the JSON, or its base64), else \
+TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID + TCB_CUSTOM_LOGIN_PRIVATE_KEY (+ TCB_CUSTOM_LOGIN_ENV_ID).\n\n\
+Exit codes: 0 success, 1 failure (an invalid ticket for `verify`), 2 bad input."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Issue a ticket for one uid, or for every line of a file (JSON Lines out).
+    #[command(after_help = issue::EXAMPLES)]
+    Issue(issue::IssueArgs),
+    /// Measure tickets/s and latency with real tickets on N threads sharing one issuer.
+    #[command(after_help = bench::EXAMPLES)]
+    Bench(bench::BenchArgs),
+}
+
+/// Where credentials come from: a file, or the environment.
+#[derive(Args, Debug, Clone)]
+struct CredentialsArgs {
+    /// The console's tcb_custom_login.json. Without it, credentials come from the environment.
+    #[arg(long, value_name = "FILE")]
+    credentials: Option<PathBuf>,
+    /// Signing backend (default: aws-lc when compiled in).
+    #[arg(long, value_name = "NAME", value_parser = parse_backend)]
+    backend: Option<Backend>,
+}
+
+impl CredentialsArgs {
+    /// Load the credentials, warning on stderr about a file others can read.
+    fn load(&self) -> Result<Credentials, CliError> {
+        let creds = match &self.credentials {
+            Some(path) => Credentials::from_file(path)?,
+            None => Credentials::from_env()?,
+        };
+        if let Some(warning) = creds.permission_warning() {
+            eprintln!("cloudbase-ticket: {warning}");
+        }
+        match self.backend {
+            Some(backend) => Ok(creds.with_backend(backend)?),
+            None => Ok(creds),
+        }
+    }
+}
+
+fn parse_backend(name: &str) -> Result<Backend, String> {
+    Backend::all()
+        .iter()
+        .copied()
+        .find(|b| b.name() == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Backend::all().iter().map(|b| b.name()).collect();
+            format!(
+                "unknown backend {name:?}; this build has: {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// An error to report: one line on stderr and an exit code.
+#[derive(Debug)]
+pub(crate) struct CliError {
+    code: u8,
+    message: String,
+}
+
+impl CliError {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
+        Self {
+            code: EXIT_FAILURE,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<cloudbase_ticket::Error> for CliError {
+    fn from(e: cloudbase_ticket::Error) -> Self {
+        let code = match &e {
+            cloudbase_ticket::Error::Ticket(cloudbase_ticket::TicketError::SigningFailed) => {
+                EXIT_FAILURE
+            }
+            _ => EXIT_USAGE,
+        };
+        Self {
+            code,
+            message: e.to_string(),
+        }
+    }
+}
+
+macro_rules! cli_error_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for CliError {
+            fn from(e: $t) -> Self {
+                cloudbase_ticket::Error::from(e).into()
+            }
+        }
+    )*};
+}
+cli_error_from!(
+    cloudbase_ticket::CredentialsError,
+    cloudbase_ticket::IssuerError,
+    cloudbase_ticket::TicketError,
+    cloudbase_ticket::PublicKeyError,
+    cloudbase_ticket::GenerateError
+);
+
+/// Write to stdout; a closed pipe (`| head`) ends the program quietly.
+pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| io_failure("stdout", e))
+}
+
+/// Map an output error; a broken pipe exits 0 right away, as `head` expects.
+pub(crate) fn io_failure(what: &str, e: io::Error) -> CliError {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    CliError::failure(format!("cannot write {what}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) {
+                let _ = e.print();
+                return if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    ExitCode::from(EXIT_USAGE)
+                } else {
+                    ExitCode::SUCCESS
+                };
+            }
+            // One line: clap's first line, without its own "error: " prefix.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("invalid arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("cloudbase-ticket: {first} (see --help)");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let result = match cli.command {
+        Command::Issue(args) => issue::run(args),
+        Command::Bench(args) => bench::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("cloudbase-ticket: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

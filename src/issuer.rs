@@ -1,0 +1,450 @@
+//! [`Issuer`]: turns credentials into tickets, byte-identical to node-sdk `createTicket`.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::credentials::{Credentials, CredentialsError};
+use crate::signer::{self, Backend};
+use crate::ticket::{self, ClaimsRef};
+use crate::uid::{UidError, check_uid};
+
+/// Lifetime of a ticket: `exp = iat + 600_000` ms (10 minutes), as in node-sdk.
+pub const TICKET_LIFETIME_MS: u64 = 10 * 60 * 1000;
+/// Default `refresh`: 3,600,000 ms (one hour), as in node-sdk.
+pub const DEFAULT_REFRESH_MS: u64 = 3600 * 1000;
+/// Default `expire` offset: `iat` + 7 days in ms, as in node-sdk.
+pub const DEFAULT_EXPIRE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
+/// The largest integer a JavaScript number holds exactly (2^53 − 1). Every number in a ticket
+/// stays at or below it, so that node and this crate print the same digits.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+/// The smallest key size the strict option accepts.
+pub const STRICT_MIN_KEY_BITS: usize = 2048;
+
+/// A source of "now" in milliseconds since the Unix epoch.
+///
+/// The default is [`SystemClock`]; tests and harnesses pin time with [`FixedClock`] to get
+/// reproducible tickets.
+pub trait Clock: Send + Sync {
+    /// Milliseconds since 1970-01-01T00:00:00Z.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock, in milliseconds (what node's `Date.now()` returns).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
+}
+
+/// A clock stopped at a given millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(pub u64);
+
+impl Clock for FixedClock {
+    fn now_ms(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Optional ticket fields, as node-sdk's `createTicket(uid, { refresh, expire })`.
+///
+/// ```
+/// use cloudbase_ticket::TicketOptions;
+///
+/// let options = TicketOptions::new().with_refresh_ms(600_000).with_expire_ms(1_900_000_000_000);
+/// assert_eq!(options.refresh_ms(), Some(600_000));
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TicketOptions {
+    refresh_ms: Option<u64>,
+    expire_ms: Option<u64>,
+}
+
+impl TicketOptions {
+    /// No options: node's defaults apply.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Set `refresh`, in milliseconds (default [`DEFAULT_REFRESH_MS`]).
+    pub fn with_refresh_ms(mut self, refresh_ms: u64) -> Self {
+        self.refresh_ms = Some(refresh_ms);
+        self
+    }
+
+    /// Set `expire`, an absolute time in milliseconds since the epoch (default `iat` + 7 days).
+    pub fn with_expire_ms(mut self, expire_ms: u64) -> Self {
+        self.expire_ms = Some(expire_ms);
+        self
+    }
+
+    /// The `refresh` value set, if any.
+    pub fn refresh_ms(&self) -> Option<u64> {
+        self.refresh_ms
+    }
+
+    /// The `expire` value set, if any.
+    pub fn expire_ms(&self) -> Option<u64> {
+        self.expire_ms
+    }
+}
+
+/// Why an [`Issuer`] could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IssuerError {
+    /// The credentials have no `env_id` (keys made before CloudBase added it).
+    #[error(
+        "private key {key_id} has no env_id; download a new custom-login key from the CloudBase console"
+    )]
+    NoEnvId {
+        /// The key's id.
+        key_id: String,
+    },
+    /// The env asked for is not the key's env.
+    #[error("the key belongs to env \"{key_env}\", not to the env \"{env}\" asked for")]
+    EnvMismatch {
+        /// The env asked for.
+        env: String,
+        /// The key's `env_id`.
+        key_env: String,
+    },
+    /// An explicit env was empty.
+    #[error("the env given is empty")]
+    EmptyEnv,
+    /// "Current env" was asked for, but neither `TCB_ENV` nor `SCF_NAMESPACE` is set.
+    #[error("current env asked for, but neither TCB_ENV nor SCF_NAMESPACE is set")]
+    CurrentEnvUnset,
+    /// The strict key-size option refuses keys under 2048 bits.
+    #[error(
+        "the key is {bits}-bit RSA and strict key size requires at least {min} bits \
+         (the CloudBase console issues 1024-bit keys; turn strict key size off to use them)"
+    )]
+    KeyTooSmallForStrict {
+        /// The key's size.
+        bits: usize,
+        /// The strict minimum, [`STRICT_MIN_KEY_BITS`].
+        min: usize,
+    },
+    /// Loading the key into the backend asked for failed.
+    #[error(transparent)]
+    Backend(#[from] CredentialsError),
+}
+
+/// Why a ticket could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TicketError {
+    /// The uid breaks node-sdk's rule.
+    #[error(transparent)]
+    InvalidUid(#[from] UidError),
+    /// An option, or a time derived from the clock, is above 2^53 − 1, where JavaScript
+    /// numbers (and so node-sdk's tickets) stop being exact.
+    #[error(
+        "{field} = {value} is above {MAX_SAFE_INTEGER} (2^53 - 1), the largest integer node-sdk can put in a ticket"
+    )]
+    OutOfRange {
+        /// `refresh`, `expire` or `now`.
+        field: &'static str,
+        /// The value given.
+        value: u64,
+    },
+    /// The signing backend failed (out of memory, or a fault detected by AWS-LC's self-check).
+    #[error("the signing backend failed to sign the ticket")]
+    SigningFailed,
+}
+
+/// Reads an environment variable (the real environment, or a test's map).
+type EnvLookup = Box<dyn Fn(&str) -> Option<OsString>>;
+
+enum EnvChoice {
+    FromCredentials,
+    Explicit(String),
+    Current(EnvLookup),
+}
+
+/// Configures an [`Issuer`]; from [`Issuer::builder`].
+pub struct IssuerBuilder {
+    credentials: Credentials,
+    env: EnvChoice,
+    clock: Arc<dyn Clock>,
+    strict_key_size: bool,
+    backend: Option<Backend>,
+}
+
+impl fmt::Debug for IssuerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuerBuilder")
+            .field("credentials", &self.credentials)
+            .field("strict_key_size", &self.strict_key_size)
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuerBuilder {
+    /// Issue for `env`, which must equal the key's `env_id` (node-sdk's `init({ env })`).
+    pub fn env(mut self, env: impl Into<String>) -> Self {
+        self.env = EnvChoice::Explicit(env.into());
+        self
+    }
+
+    /// Issue for the "current env": `TCB_ENV`, else `SCF_NAMESPACE`, read when
+    /// [`build`](Self::build) runs (node-sdk's `SYMBOL_CURRENT_ENV`).
+    pub fn current_env(self) -> Self {
+        self.current_env_with(|name| std::env::var_os(name))
+    }
+
+    /// Like [`current_env`](Self::current_env), reading variables through `lookup`.
+    pub fn current_env_with(mut self, lookup: impl Fn(&str) -> Option<OsString> + 'static) -> Self {
+        self.env = EnvChoice::Current(Box::new(lookup));
+        self
+    }
+
+    /// Use `clock` for "now" instead of the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Pin "now" to `now_ms` (shorthand for `.clock(FixedClock(now_ms))`).
+    pub fn fixed_now_ms(self, now_ms: u64) -> Self {
+        self.clock(FixedClock(now_ms))
+    }
+
+    /// Refuse keys under 2048 bits (off by default: the console issues 1024-bit keys).
+    pub fn strict_key_size(mut self, strict: bool) -> Self {
+        self.strict_key_size = strict;
+        self
+    }
+
+    /// Sign with `backend` instead of the credentials' (by default [`Backend::default`]).
+    pub fn backend(mut self, backend: Backend) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// Check the configuration and build the issuer.
+    pub fn build(self) -> Result<Issuer, IssuerError> {
+        let creds = self.credentials;
+        let key_env = creds.env_id().ok_or_else(|| IssuerError::NoEnvId {
+            key_id: creds.private_key_id().to_string(),
+        })?;
+        let env = match self.env {
+            EnvChoice::FromCredentials => key_env.to_string(),
+            EnvChoice::Explicit(env) if env.is_empty() => return Err(IssuerError::EmptyEnv),
+            EnvChoice::Explicit(env) => env,
+            EnvChoice::Current(lookup) => {
+                let read = |name| {
+                    lookup(name)
+                        .and_then(|v| v.into_string().ok())
+                        .filter(|v| !v.is_empty())
+                };
+                read("TCB_ENV")
+                    .or_else(|| read("SCF_NAMESPACE"))
+                    .ok_or(IssuerError::CurrentEnvUnset)?
+            }
+        };
+        if env != key_env {
+            return Err(IssuerError::EnvMismatch {
+                env,
+                key_env: key_env.to_string(),
+            });
+        }
+        if self.strict_key_size && creds.key_bits() < STRICT_MIN_KEY_BITS {
+            return Err(IssuerError::KeyTooSmallForStrict {
+                bits: creds.key_bits(),
+                min: STRICT_MIN_KEY_BITS,
+            });
+        }
+        let creds = match self.backend {
+            Some(backend) => creds.with_backend(backend)?,
+            None => creds,
+        };
+        let key = Arc::clone(creds.signing_key());
+        let ticket_prefix = format!(
+            "{}{}{}.",
+            creds.private_key_id(),
+            ticket::SEPARATOR,
+            ticket::HEADER_B64
+        );
+        Ok(Issuer {
+            signing_input_start: creds.private_key_id().len() + ticket::SEPARATOR.len(),
+            ticket_prefix,
+            key_id: creds.private_key_id().to_string(),
+            env,
+            key,
+            clock: self.clock,
+        })
+    }
+}
+
+/// Issues tickets: parses the key once, then each ticket costs one RSA signature.
+///
+/// `Send + Sync`; share one across threads with `Arc` (or by reference with scoped threads).
+///
+/// ```
+/// use cloudbase_ticket::{Credentials, Issuer};
+///
+/// let creds = Credentials::from_file("fixtures/tcb_custom_login.json")?;
+/// let issuer = Issuer::builder(creds).fixed_now_ms(1_758_597_487_691).build()?;
+/// let ticket = issuer.create_ticket("user_0001")?;
+/// let (key_id, jwt) = ticket.split_once("/@@/").unwrap();
+/// assert_eq!(key_id, issuer.key_id());
+/// assert!(jwt.starts_with("eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9."));
+/// # Ok::<(), cloudbase_ticket::Error>(())
+/// ```
+pub struct Issuer {
+    /// `<key id>/@@/<header b64>.`: the bytes every ticket starts with.
+    ticket_prefix: String,
+    /// Where the JWS signing input (`header.payload`) starts within a ticket.
+    signing_input_start: usize,
+    key_id: String,
+    env: String,
+    key: Arc<signer::PrivateKey>,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Issuer")
+            .field("key_id", &self.key_id)
+            .field("env", &self.env)
+            .field(
+                "key",
+                &format_args!("<redacted RSA-{} key>", self.key.bits()),
+            )
+            .field("backend", &self.key.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// An issuer for the credentials' own env, on the system clock.
+    pub fn new(credentials: Credentials) -> Result<Self, IssuerError> {
+        Self::builder(credentials).build()
+    }
+
+    /// Configure an issuer: env, clock, strict key size, backend.
+    pub fn builder(credentials: Credentials) -> IssuerBuilder {
+        IssuerBuilder {
+            credentials,
+            env: EnvChoice::FromCredentials,
+            clock: Arc::new(SystemClock),
+            strict_key_size: false,
+            backend: None,
+        }
+    }
+
+    /// The key id that prefixes every ticket.
+    pub fn key_id(&self) -> &str {
+        &self.key_id
+    }
+
+    /// The env written into every ticket.
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+
+    /// Size of the RSA key in bits.
+    pub fn key_bits(&self) -> usize {
+        self.key.bits()
+    }
+
+    /// The backend that signs.
+    pub fn backend(&self) -> Backend {
+        self.key.backend()
+    }
+
+    /// A ticket for `uid` with node's defaults, at the clock's "now".
+    pub fn create_ticket(&self, uid: &str) -> Result<String, TicketError> {
+        self.create_ticket_with(uid, &TicketOptions::default())
+    }
+
+    /// A ticket for `uid` with `options`, at the clock's "now".
+    pub fn create_ticket_with(
+        &self,
+        uid: &str,
+        options: &TicketOptions,
+    ) -> Result<String, TicketError> {
+        let mut ticket = String::new();
+        self.write_ticket(uid, options, &mut ticket)?;
+        Ok(ticket)
+    }
+
+    /// Append a ticket for `uid` to `out` (which may be reused across tickets). On error
+    /// nothing is appended.
+    pub fn write_ticket(
+        &self,
+        uid: &str,
+        options: &TicketOptions,
+        out: &mut String,
+    ) -> Result<(), TicketError> {
+        check_uid(uid)?;
+        let now = self.clock.now_ms();
+        if now > MAX_SAFE_INTEGER - DEFAULT_EXPIRE_AFTER_MS {
+            return Err(TicketError::OutOfRange {
+                field: "now",
+                value: now,
+            });
+        }
+        let refresh = options.refresh_ms.unwrap_or(DEFAULT_REFRESH_MS);
+        if refresh > MAX_SAFE_INTEGER {
+            return Err(TicketError::OutOfRange {
+                field: "refresh",
+                value: refresh,
+            });
+        }
+        let expire = options.expire_ms.unwrap_or(now + DEFAULT_EXPIRE_AFTER_MS);
+        if expire > MAX_SAFE_INTEGER {
+            return Err(TicketError::OutOfRange {
+                field: "expire",
+                value: expire,
+            });
+        }
+        let claims = ClaimsRef {
+            alg: ticket::ALG,
+            env: &self.env,
+            iat: now,
+            exp: now + TICKET_LIFETIME_MS,
+            uid,
+            refresh,
+            expire,
+        };
+
+        let start = out.len();
+        let sig_len = self.key.signature_len();
+        out.reserve(
+            self.ticket_prefix.len()
+                + ticket::payload_b64_len_bound(&self.env, uid)
+                + 1
+                + sig_len.div_ceil(3) * 4,
+        );
+        out.push_str(&self.ticket_prefix);
+        ticket::append_claims_b64(&claims, out);
+        let mut signature = [0u8; signer::MAX_SIGNATURE_LEN];
+        let signature = &mut signature[..sig_len];
+        if self
+            .key
+            .sign_rs256(
+                &out.as_bytes()[start + self.signing_input_start..],
+                signature,
+            )
+            .is_err()
+        {
+            out.truncate(start);
+            return Err(TicketError::SigningFailed);
+        }
+        out.push('.');
+        ticket::append_b64(signature, out);
+        Ok(())
+    }
+}

@@ -1,0 +1,87 @@
+//! # cloudbase-ticket
+//!
+//! Tickets for CloudBase (Tencent Cloud) **custom login**, byte-identical to
+//! `app.auth().createTicket(uid, options)` in `@cloudbase/node-sdk` 3.18.3.
+//!
+//! A backend holds the private key from the console file `tcb_custom_login.json` and signs a
+//! short-lived ticket for one of its users; the client trades the ticket for CloudBase tokens at
+//! `POST /auth/v1/signin/custom`.
+//!
+//! ```
+//! use cloudbase_ticket::{Credentials, Issuer};
+//!
+//! // 1. Load the console's key file (or `Credentials::from_env()`), once.
+//! let credentials = Credentials::from_file("fixtures/tcb_custom_login.json")?;
+//! // 2. An issuer for the key's env; share it across threads.
+//! let issuer = Issuer::new(credentials)?;
+//! // 3. A ticket for your own user id; hand it to the client.
+//! let ticket = issuer.create_ticket("your-customUserId")?;
+//! assert!(ticket.starts_with(issuer.key_id()));
+//! # Ok::<(), cloudbase_ticket::Error>(())
+//! ```
+//!
+//! What the crate guarantees:
+//!
+//! * **Exact**: same key, clock and inputs give the same bytes as node-sdk (checked against
+//!   vectors that the real npm package generates, see `scripts/`).
+//! * **Real keys**: 1024-bit PKCS#1 keys, as the console issues them, work by default;
+//!   PKCS#8, `\n` escapes, CRLF and BOMs are accepted; broken keys are refused at load.
+//! * **Fast**: the key is parsed once; a ticket is one constant-time RSA signature, one JSON
+//!   write and two base64 encodes.
+//! * **Quiet about secrets**: no error, `Display` or `Debug` output contains key material, and
+//!   key bytes are wiped when dropped.
+//!
+//! Features: `aws-lc` (default signing backend), `rust-crypto` (pure-Rust backend).
+#![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+mod credentials;
+mod issuer;
+mod key;
+mod public_key;
+mod signer;
+pub mod ticket;
+mod uid;
+
+pub use credentials::{
+    CREDENTIALS_ENV, Credentials, CredentialsError, CredentialsSource, ENV_ID_ENV, GenerateError,
+    MAX_CREDENTIALS_LEN, PRIVATE_KEY_ENV, PRIVATE_KEY_ID_ENV,
+};
+pub use issuer::{
+    Clock, DEFAULT_EXPIRE_AFTER_MS, DEFAULT_REFRESH_MS, FixedClock, Issuer, IssuerBuilder,
+    IssuerError, MAX_SAFE_INTEGER, STRICT_MIN_KEY_BITS, SystemClock, TICKET_LIFETIME_MS,
+    TicketError, TicketOptions,
+};
+pub use public_key::{PublicKey, PublicKeyError};
+pub use signer::Backend;
+pub use uid::{
+    QuotedUid, UID_MAX_LEN, UID_MIN_LEN, UID_PUNCTUATION, UidError, check_uid, is_uid_char,
+};
+
+/// Any error of this crate, for applications that handle them alike (`?` converts each).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Loading credentials failed.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// Building an issuer failed.
+    #[error(transparent)]
+    Issuer(#[from] IssuerError),
+    /// Creating a ticket failed.
+    #[error(transparent)]
+    Ticket(#[from] TicketError),
+    /// Loading a public key failed.
+    #[error(transparent)]
+    PublicKey(#[from] PublicKeyError),
+    /// Generating credentials failed.
+    #[error(transparent)]
+    Generate(#[from] GenerateError),
+}
+
+impl From<UidError> for Error {
+    fn from(e: UidError) -> Self {
+        Error::Ticket(TicketError::InvalidUid(e))
+    }
+}

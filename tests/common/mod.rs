@@ -1,0 +1,116 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use cloudbase_ticket::{Credentials, PublicKey};
+use serde::Deserialize;
+
+/// The repository root (tests run with the package root as working directory).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// Credentials by path, loaded once per test binary (4096-bit keys take a moment to check).
+pub fn credentials(rel: &str) -> Credentials {
+    static CACHE: OnceLock<Mutex<HashMap<String, Credentials>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut cache = cache.lock().unwrap();
+    cache
+        .entry(rel.to_string())
+        .or_insert_with(|| {
+            Credentials::from_file(fixture(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+        })
+        .clone()
+}
+
+/// The main console-shaped fixture.
+pub fn main_credentials() -> Credentials {
+    credentials("fixtures/tcb_custom_login.json")
+}
+
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct EnvSpec {
+    pub mode: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+pub struct OptionsSpec {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire: Option<u64>,
+}
+
+/// One case as the node oracle reads and answers it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct Case {
+    pub credentials: String,
+    pub env: EnvSpec,
+    pub uid: String,
+    pub now_ms: u64,
+    pub options: Option<OptionsSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Verify a ticket with an implementation independent of this crate: the `jsonwebtoken`
+/// crate with its RustCrypto backend. Returns the claims.
+pub fn verify_independently(ticket: &str, public: &PublicKey) -> serde_json::Value {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+    let (_, jwt) = ticket
+        .split_once("/@@/")
+        .expect("ticket has a /@@/ separator");
+    let key = DecodingKey::from_rsa_pem(public.to_pem().as_bytes())
+        .expect("public key loads in jsonwebtoken");
+    let mut validation = Validation::new(Algorithm::RS256);
+    // Ticket times are milliseconds; a generic JWT validator would misread them as seconds.
+    validation.validate_exp = false;
+    validation.required_spec_claims.clear();
+    decode::<serde_json::Value>(jwt, &key, &validation)
+        .unwrap_or_else(|e| panic!("jsonwebtoken refuses ticket {ticket}: {e}"))
+        .claims
+}
+
+/// Path of the installed node packages (node-sdk), installing them if needed; `None` when node
+/// or npm is missing. Under `CI=true` a missing node is a failure, not a skip.
+pub fn node_modules() -> Option<PathBuf> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let have = |cmd: &str| {
+            std::process::Command::new(cmd)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !have("node") || !have("npm") {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CI=true but node/npm are not installed: the node-sdk comparison must run in CI"
+            );
+            eprintln!("node or npm not found: skipping the live comparison with node-sdk");
+            return None;
+        }
+        let out = std::process::Command::new(root().join("scripts/node-deps.sh"))
+            .output()
+            .expect("run scripts/node-deps.sh");
+        assert!(
+            out.status.success(),
+            "scripts/node-deps.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+        assert!(Path::new(&dir).is_dir());
+        Some(dir)
+    })
+    .clone()
+}
