@@ -43,6 +43,7 @@ mod public_key;
 mod signer;
 pub mod ticket;
 mod uid;
+mod verify;
 
 pub use credentials::{
     CREDENTIALS_ENV, Credentials, CredentialsError, CredentialsSource, ENV_ID_ENV, GenerateError,
@@ -58,6 +59,7 @@ pub use signer::Backend;
 pub use uid::{
     QuotedUid, UID_MAX_LEN, UID_MIN_LEN, UID_PUNCTUATION, UidError, check_uid, is_uid_char,
 };
+pub use verify::{DEFAULT_SKEW_MS, Verifier, VerifyError};
 
 /// Any error of this crate, for applications that handle them alike (`?` converts each).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +80,12 @@ pub enum Error {
     /// Generating credentials failed.
     #[error(transparent)]
     Generate(#[from] GenerateError),
+    /// A ticket did not verify.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// A ticket did not parse.
+    #[error(transparent)]
+    Parse(#[from] ticket::ParseError),
 }
 
 impl From<UidError> for Error {
