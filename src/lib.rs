@@ -61,6 +61,32 @@ pub use uid::{
 };
 pub use verify::{DEFAULT_SKEW_MS, Verifier, VerifyError};
 
+/// Hooks for this crate's criterion benchmarks. Not part of the API: no stability promise.
+#[doc(hidden)]
+pub mod __bench {
+    use crate::{Issuer, TicketError, TicketOptions};
+
+    /// Everything a ticket costs except the RSA private-key operation: uid check, clock, JSON,
+    /// base64, SHA-256, and encoding a (zero) signature.
+    pub fn write_ticket_without_rsa(
+        issuer: &Issuer,
+        uid: &str,
+        out: &mut String,
+    ) -> Result<(), TicketError> {
+        issuer.write_ticket_signed_by(uid, &TicketOptions::new(), out, |_, _| Ok(()))
+    }
+
+    /// The RSA private-key operation alone (PKCS#1 v1.5 over a SHA-256 digest).
+    pub fn rsa_sign_digest(issuer: &Issuer, digest: &[u8; 32], signature: &mut [u8]) -> bool {
+        issuer.sign_digest_for_bench(digest, signature)
+    }
+
+    /// Length of the issuer's signatures in bytes.
+    pub fn signature_len(issuer: &Issuer) -> usize {
+        issuer.signature_len()
+    }
+}
+
 /// Any error of this crate, for applications that handle them alike (`?` converts each).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -3,10 +3,8 @@
 
 mod common;
 
-use std::ffi::OsString;
-
-use cloudbase_ticket::{Backend, Issuer, IssuerError, TicketError, TicketOptions};
-use common::{Case, credentials, verify_independently};
+use cloudbase_ticket::{Backend, IssuerError, TicketError};
+use common::{Case, credentials, issue, verify_independently};
 
 #[derive(serde::Deserialize)]
 struct VectorFile {
@@ -20,35 +18,6 @@ fn load_vectors() -> Vec<Case> {
     let file: VectorFile = serde_json::from_str(&text).unwrap();
     assert_eq!(file.node_sdk, "3.18.3");
     file.vectors
-}
-
-/// Run one case through this crate the way the oracle ran it through node-sdk.
-pub fn issue(case: &Case, backend: Backend) -> Result<String, cloudbase_ticket::Error> {
-    let creds = credentials(&case.credentials);
-    let builder = Issuer::builder(creds)
-        .fixed_now_ms(case.now_ms)
-        .backend(backend);
-    let value = case.env.value.clone();
-    let builder = match case.env.mode.as_str() {
-        "init" => builder.env(value),
-        "tcb_env" => {
-            builder.current_env_with(move |n| (n == "TCB_ENV").then(|| OsString::from(&value)))
-        }
-        "scf_namespace" => builder
-            .current_env_with(move |n| (n == "SCF_NAMESPACE").then(|| OsString::from(&value))),
-        other => panic!("unknown env mode {other}"),
-    };
-    let issuer = builder.build()?;
-    let mut options = TicketOptions::new();
-    if let Some(o) = &case.options {
-        if let Some(r) = o.refresh {
-            options = options.with_refresh_ms(r);
-        }
-        if let Some(e) = o.expire {
-            options = options.with_expire_ms(e);
-        }
-    }
-    Ok(issuer.create_ticket_with(&case.uid, &options)?)
 }
 
 #[test]

@@ -104,16 +104,16 @@ impl SigningKey {
         self.signature_len
     }
 
-    /// RSASSA-PKCS1-v1_5 with SHA-256 over `message`, written into `signature`, which must be
+    /// RSASSA-PKCS1-v1_5 over a SHA-256 `digest`, written into `signature`, which must be
     /// exactly [`Self::signature_len`] bytes long.
-    pub(crate) fn sign_rs256(&self, message: &[u8], signature: &mut [u8]) -> Result<(), ()> {
+    pub(crate) fn sign_sha256_digest(
+        &self,
+        digest: &[u8; SHA256_LEN],
+        signature: &mut [u8],
+    ) -> Result<(), ()> {
         if signature.len() != self.signature_len {
             return Err(());
         }
-        let mut digest = [0u8; SHA256_LEN];
-        // SAFETY: `message` is valid for `message.len()` bytes and `digest` has room for the 32
-        // bytes `SHA256` writes.
-        unsafe { sys::SHA256(message.as_ptr(), message.len(), digest.as_mut_ptr()) };
         let mut written: std::os::raw::c_uint = 0;
         // SAFETY: `digest` holds 32 bytes, `signature` has exactly `RSA_size(rsa)` bytes (checked
         // above), which is the most `RSA_sign` writes; `written` is a valid out-pointer; `rsa` is
@@ -134,6 +134,15 @@ impl SigningKey {
         }
         Ok(())
     }
+}
+
+/// SHA-256 of `message`.
+pub(crate) fn sha256(message: &[u8]) -> [u8; SHA256_LEN] {
+    let mut digest = [0u8; SHA256_LEN];
+    // SAFETY: `message` is valid for `message.len()` bytes and `digest` has room for the 32
+    // bytes `SHA256` writes; `SHA256` keeps no pointer.
+    unsafe { sys::SHA256(message.as_ptr(), message.len(), digest.as_mut_ptr()) };
+    digest
 }
 
 /// Owned `BIGNUM*`, freed (and wiped) on drop.
@@ -182,9 +191,7 @@ impl VerifyingKey {
 
     /// Whether `signature` is a valid RS256 signature of `message`.
     pub(crate) fn verify_rs256(&self, message: &[u8], signature: &[u8]) -> bool {
-        let mut digest = [0u8; SHA256_LEN];
-        // SAFETY: as in `SigningKey::sign_rs256`.
-        unsafe { sys::SHA256(message.as_ptr(), message.len(), digest.as_mut_ptr()) };
+        let digest = sha256(message);
         // SAFETY: `digest` and `signature` are valid for their lengths; `rsa` is a valid public
         // key; `RSA_verify` is non-mutating and may run concurrently.
         let ok = unsafe {

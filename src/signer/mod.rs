@@ -1,7 +1,7 @@
 //! Signing backends behind one small safe interface.
 //!
 //! Like rustls' crypto providers, the rest of the crate never sees a backend type: it holds a
-//! [`PrivateKey`] or [`PublicKey`] and calls `sign_rs256` / `verify_rs256`. Two backends exist:
+//! [`PrivateKey`] or [`PublicKey`] and calls `sha256` + `sign_sha256_digest` / `verify_rs256`. Two backends exist:
 //!
 //! * [`Backend::AwsLc`] (feature `aws-lc`, the default): AWS-LC through `aws-lc-sys`. All of
 //!   the crate's `unsafe` code lives in its module, each block with a `SAFETY:` comment.
@@ -150,13 +150,28 @@ impl PrivateKey {
         }
     }
 
-    /// RS256 over `message` into `signature` (exactly [`Self::signature_len`] bytes).
-    pub(crate) fn sign_rs256(&self, message: &[u8], signature: &mut [u8]) -> Result<(), ()> {
+    /// SHA-256 of `message`, with this key's backend.
+    pub(crate) fn sha256(&self, message: &[u8]) -> [u8; 32] {
         match &self.signer {
             #[cfg(feature = "aws-lc")]
-            SigningImpl::AwsLc(k) => k.sign_rs256(message, signature),
+            SigningImpl::AwsLc(_) => aws_lc::sha256(message),
             #[cfg(feature = "rust-crypto")]
-            SigningImpl::RustCrypto(k) => k.sign_rs256(message, signature),
+            SigningImpl::RustCrypto(_) => rust_crypto::sha256(message),
+        }
+    }
+
+    /// The RSA private-key operation of RS256: PKCS#1 v1.5 over a SHA-256 `digest`, into
+    /// `signature` (exactly [`Self::signature_len`] bytes).
+    pub(crate) fn sign_sha256_digest(
+        &self,
+        digest: &[u8; 32],
+        signature: &mut [u8],
+    ) -> Result<(), ()> {
+        match &self.signer {
+            #[cfg(feature = "aws-lc")]
+            SigningImpl::AwsLc(k) => k.sign_sha256_digest(digest, signature),
+            #[cfg(feature = "rust-crypto")]
+            SigningImpl::RustCrypto(k) => k.sign_sha256_digest(digest, signature),
         }
     }
 }

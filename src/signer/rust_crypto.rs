@@ -4,8 +4,10 @@
 
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs1v15;
+use rsa::sha2::Digest as _;
 use rsa::sha2::Sha256;
-use rsa::signature::{SignatureEncoding as _, Signer as _, Verifier as _};
+use rsa::signature::hazmat::PrehashSigner as _;
+use rsa::signature::{SignatureEncoding as _, Verifier as _};
 use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
 use rsa::{BoxedUint, PrivateKey, PublicKey};
 use zeroize::Zeroizing;
@@ -61,11 +63,15 @@ impl SigningKey {
         self.signature_len
     }
 
-    pub(crate) fn sign_rs256(&self, message: &[u8], signature: &mut [u8]) -> Result<(), ()> {
+    pub(crate) fn sign_sha256_digest(
+        &self,
+        digest: &[u8; 32],
+        signature: &mut [u8],
+    ) -> Result<(), ()> {
         if signature.len() != self.signature_len {
             return Err(());
         }
-        let sig = self.key.try_sign(message).map_err(|_| ())?;
+        let sig = self.key.sign_prehash(digest).map_err(|_| ())?;
         let bytes = sig.to_bytes();
         if bytes.len() != signature.len() {
             return Err(());
@@ -73,6 +79,11 @@ impl SigningKey {
         signature.copy_from_slice(&bytes);
         Ok(())
     }
+}
+
+/// SHA-256 of `message`.
+pub(crate) fn sha256(message: &[u8]) -> [u8; 32] {
+    Sha256::digest(message).into()
 }
 
 /// An RSA public key for RS256 verification.

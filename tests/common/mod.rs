@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-use cloudbase_ticket::{Credentials, PublicKey};
+use std::ffi::OsString;
+
+use cloudbase_ticket::{Backend, Credentials, Issuer, PublicKey, TicketOptions};
 use serde::Deserialize;
 
 /// The repository root (tests run with the package root as working directory).
@@ -113,4 +115,33 @@ pub fn node_modules() -> Option<PathBuf> {
         Some(dir)
     })
     .clone()
+}
+
+/// Run one case through this crate the way the oracle ran it through node-sdk.
+pub fn issue(case: &Case, backend: Backend) -> Result<String, cloudbase_ticket::Error> {
+    let creds = credentials(&case.credentials);
+    let builder = Issuer::builder(creds)
+        .fixed_now_ms(case.now_ms)
+        .backend(backend);
+    let value = case.env.value.clone();
+    let builder = match case.env.mode.as_str() {
+        "init" => builder.env(value),
+        "tcb_env" => {
+            builder.current_env_with(move |n| (n == "TCB_ENV").then(|| OsString::from(&value)))
+        }
+        "scf_namespace" => builder
+            .current_env_with(move |n| (n == "SCF_NAMESPACE").then(|| OsString::from(&value))),
+        other => panic!("unknown env mode {other}"),
+    };
+    let issuer = builder.build()?;
+    let mut options = TicketOptions::new();
+    if let Some(o) = &case.options {
+        if let Some(r) = o.refresh {
+            options = options.with_refresh_ms(r);
+        }
+        if let Some(e) = o.expire {
+            options = options.with_expire_ms(e);
+        }
+    }
+    Ok(issuer.create_ticket_with(&case.uid, &options)?)
 }

@@ -4,7 +4,9 @@
 //! (flags, credentials, uids, env). Errors are one line on stderr; stdout carries only results.
 
 mod bench;
+mod inspect;
 mod issue;
+mod keygen;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -41,6 +43,15 @@ enum Command {
     /// Measure tickets/s and latency with real tickets on N threads sharing one issuer.
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Print what a ticket says (key id, header, claims, times) as JSON, without verifying it.
+    #[command(after_help = inspect::INSPECT_EXAMPLES)]
+    Inspect(inspect::InspectArgs),
+    /// Check a ticket: key id, RS256 signature, env, uid and times. Exit 0 valid, 1 invalid.
+    #[command(after_help = inspect::VERIFY_EXAMPLES)]
+    Verify(inspect::VerifyArgs),
+    /// Write fresh test credentials shaped like the console's tcb_custom_login.json.
+    #[command(after_help = keygen::EXAMPLES)]
+    Keygen(keygen::KeygenArgs),
 }
 
 /// Where credentials come from: a file, or the environment.
@@ -174,17 +185,26 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 };
             }
-            // One line: clap's first line, without its own "error: " prefix.
+            // One line: clap's message without its "error: " prefix, tips and usage block.
             let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("cloudbase-ticket: {first} (see --help)");
+            let message = rendered
+                .lines()
+                .take_while(|l| !l.starts_with("Usage:"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("cloudbase-ticket: {message} (see --help)");
             return ExitCode::from(EXIT_USAGE);
         }
     };
     let result = match cli.command {
         Command::Issue(args) => issue::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Inspect(args) => inspect::run_inspect(args),
+        Command::Verify(args) => inspect::run_verify(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(code) => code,

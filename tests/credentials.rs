@@ -1,0 +1,330 @@
+//! Loading credentials from every form users ship them in.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+
+use base64::Engine as _;
+use cloudbase_ticket::{Credentials, CredentialsError, CredentialsSource, Issuer};
+use common::{fixture, main_credentials};
+
+const NOW: u64 = 1_758_597_487_691;
+
+fn main_json() -> String {
+    std::fs::read_to_string(fixture("fixtures/tcb_custom_login.json")).unwrap()
+}
+
+fn main_fields() -> (String, String, String) {
+    let v: serde_json::Value = serde_json::from_str(&main_json()).unwrap();
+    (
+        v["private_key_id"].as_str().unwrap().to_string(),
+        v["private_key"].as_str().unwrap().to_string(),
+        v["env_id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The ticket these credentials make for a fixed uid and clock.
+fn ticket_of(creds: Credentials) -> String {
+    Issuer::builder(creds)
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap()
+        .create_ticket("user_0001")
+        .unwrap()
+}
+
+fn env_map(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + use<> {
+    let map: HashMap<String, OsString> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), OsString::from(v)))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+#[test]
+fn the_console_fixture_loads() {
+    let creds = main_credentials();
+    assert_eq!(creds.key_bits(), 1024);
+    assert_eq!(creds.env_id(), Some("cloudbase-test-1a2b3c"));
+    assert_eq!(creds.private_key_id(), main_fields().0);
+    assert!(matches!(creds.source(), CredentialsSource::File(_)));
+}
+
+#[test]
+fn every_size_and_format_loads() {
+    for bits in [1024, 2048, 3072, 4096] {
+        for fmt in ["pkcs1", "pkcs8"] {
+            let creds =
+                Credentials::from_file(fixture(&format!("fixtures/keys/rsa{bits}-{fmt}.json")))
+                    .unwrap();
+            assert_eq!(creds.key_bits(), bits, "{bits} {fmt}");
+        }
+    }
+}
+
+#[test]
+fn json_text_and_file_give_the_same_ticket() {
+    let expected = ticket_of(main_credentials());
+    assert_eq!(
+        ticket_of(Credentials::from_json(&main_json()).unwrap()),
+        expected
+    );
+}
+
+#[test]
+fn mangled_pem_text_is_accepted() {
+    let expected = ticket_of(main_credentials());
+    let (id, pem, env) = main_fields();
+    let variants = [
+        ("CRLF line ends", pem.replace('\n', "\r\n")),
+        ("literal \\n escapes", pem.replace('\n', "\\n")),
+        ("literal \\r\\n escapes", pem.replace('\n', "\\r\\n")),
+        ("surrounding whitespace", format!("  \n\t{pem}\n\n  ")),
+        ("a byte-order mark", format!("\u{feff}{pem}")),
+        ("no trailing newline", pem.trim_end().to_string()),
+        ("76-column lines", {
+            let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+            let wrapped: Vec<String> = body
+                .as_bytes()
+                .chunks(76)
+                .map(|c| String::from_utf8(c.to_vec()).unwrap())
+                .collect();
+            format!(
+                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----\n",
+                wrapped.join("\n")
+            )
+        }),
+    ];
+    for (what, pem) in variants {
+        let json = serde_json::json!({"private_key_id": id, "private_key": pem, "env_id": env})
+            .to_string();
+        let creds = Credentials::from_json(&json).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(ticket_of(creds), expected, "{what}");
+        let creds = Credentials::from_parts(&id, &pem, Some(&env))
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(ticket_of(creds), expected, "{what} (from_parts)");
+    }
+}
+
+#[test]
+fn pkcs8_form_of_the_same_key_gives_the_same_ticket() {
+    // Convert the console's PKCS#1 key to PKCS#8 with openssl-free tooling: the pkcs8 crate.
+    use pkcs8::der::Encode as _;
+    let (id, pem, env) = main_fields();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let pkcs1 = base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap();
+    let info = pkcs8::PrivateKeyInfoRef {
+        algorithm: pkcs8::AlgorithmIdentifierRef {
+            oid: pkcs8::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1"),
+            parameters: Some(pkcs8::der::asn1::AnyRef::NULL),
+        },
+        private_key: pkcs8::der::asn1::OctetStringRef::new(&pkcs1).unwrap(),
+        public_key: None,
+    };
+    let der = info.to_der().unwrap();
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let pem8 = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+    let creds = Credentials::from_parts(&id, &pem8, Some(&env)).unwrap();
+    assert_eq!(ticket_of(creds), ticket_of(main_credentials()));
+}
+
+#[test]
+fn file_with_bom_and_crlf_json_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tcb_custom_login.json");
+    std::fs::write(
+        &path,
+        format!("\u{feff}{}", main_json().replace('\n', "\r\n")),
+    )
+    .unwrap();
+    assert_eq!(
+        ticket_of(Credentials::from_file(&path).unwrap()),
+        ticket_of(main_credentials())
+    );
+}
+
+#[test]
+fn environment_json_base64_and_three_variables() {
+    let expected = ticket_of(main_credentials());
+    let json = main_json();
+    let std_b64 = base64::engine::general_purpose::STANDARD.encode(&json);
+    let url_b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&json);
+    let wrapped: String = std_b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\n", String::from_utf8_lossy(c)))
+        .collect();
+    for (what, value) in [
+        ("json", json.clone()),
+        ("base64", std_b64),
+        ("base64url", url_b64),
+        ("wrapped base64", wrapped),
+    ] {
+        let creds =
+            Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", &value)]))
+                .unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            creds.source(),
+            &CredentialsSource::Env("TCB_CUSTOM_LOGIN_CREDENTIALS")
+        );
+        assert_eq!(ticket_of(creds), expected, "{what}");
+    }
+
+    let (id, pem, env) = main_fields();
+    let escaped = pem.replace('\n', "\\n");
+    for key in [&pem, &escaped] {
+        let creds = Credentials::from_env_with(env_map(&[
+            ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id),
+            ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", key),
+            ("TCB_CUSTOM_LOGIN_ENV_ID", &env),
+        ]))
+        .unwrap();
+        assert_eq!(ticket_of(creds), expected);
+    }
+
+    // The single variable wins over the three; an empty one counts as unset.
+    let creds = Credentials::from_env_with(env_map(&[
+        ("TCB_CUSTOM_LOGIN_CREDENTIALS", ""),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", &pem),
+        ("TCB_CUSTOM_LOGIN_ENV_ID", &env),
+    ]))
+    .unwrap();
+    assert_eq!(ticket_of(creds), expected);
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    assert_eq!(
+        Credentials::from_env_with(env_map(&[])).unwrap_err(),
+        CredentialsError::NotInEnvironment
+    );
+    let (id, pem, _) = main_fields();
+    let err =
+        Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_PRIVATE_KEY", &pem)])).unwrap_err();
+    assert_eq!(
+        err,
+        CredentialsError::MissingField {
+            origin: CredentialsSource::Env("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID"),
+            field: "private_key_id"
+        }
+    );
+    assert!(
+        err.to_string().contains("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID"),
+        "{err}"
+    );
+    let err = Credentials::from_env_with(env_map(&[
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", " "),
+    ]))
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CredentialsError::EmptyField {
+                field: "private_key",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = Credentials::from_env_with(env_map(&[(
+        "TCB_CUSTOM_LOGIN_CREDENTIALS",
+        "%%% not base64 %%%",
+    )]))
+    .unwrap_err();
+    assert!(
+        matches!(err, CredentialsError::NotJsonOrBase64 { .. }),
+        "{err:?}"
+    );
+    // Without env_id the credentials load (old key files do), and the issuer refuses them.
+    let creds = Credentials::from_env_with(env_map(&[
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", &pem),
+    ]))
+    .unwrap();
+    assert_eq!(creds.env_id(), None);
+}
+
+#[test]
+fn debug_output_never_shows_the_key() {
+    let creds = main_credentials();
+    let (_, pem, _) = main_fields();
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let issuer = Issuer::new(creds.clone()).unwrap();
+    for text in [
+        format!("{creds:?}"),
+        format!("{issuer:?}"),
+        format!("{:?}", creds.public_key()),
+    ] {
+        for window in body.as_bytes().windows(16).step_by(7) {
+            let window = std::str::from_utf8(window).unwrap();
+            assert!(!text.contains(window), "key material in {text}");
+        }
+        assert!(text.len() < 400, "{text}");
+    }
+    assert!(format!("{creds:?}").contains("redacted"));
+}
+
+#[cfg(unix)]
+#[test]
+fn loose_file_permissions_are_reported() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key.json");
+    std::fs::write(&path, main_json()).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let warning = Credentials::from_file(&path)
+        .unwrap()
+        .permission_warning()
+        .expect("0644 is reported");
+    assert!(
+        warning.contains("644") && warning.contains("chmod 600"),
+        "{warning}"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(
+        Credentials::from_file(&path).unwrap().permission_warning(),
+        None
+    );
+    assert_eq!(
+        Credentials::from_json(&main_json())
+            .unwrap()
+            .permission_warning(),
+        None
+    );
+}
+
+#[test]
+fn console_json_round_trips() {
+    let creds = main_credentials();
+    let json = creds.to_console_json();
+    let again = Credentials::from_json(&json).unwrap();
+    assert_eq!(again.private_key_id(), creds.private_key_id());
+    assert_eq!(ticket_of(again), ticket_of(creds));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(
+        v["private_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----\nMIICXQIBAAKBgQ")
+    );
+}
+
+#[test]
+fn generated_credentials_issue_verifiable_tickets() {
+    let creds = Credentials::generate("my-test-env", 1024).unwrap();
+    assert_eq!(creds.key_bits(), 1024);
+    assert_eq!(creds.env_id(), Some("my-test-env"));
+    assert!(uuid::Uuid::parse_str(creds.private_key_id()).is_ok());
+    let ticket = Issuer::new(creds.clone())
+        .unwrap()
+        .create_ticket("user_0001")
+        .unwrap();
+    common::verify_independently(&ticket, &creds.public_key());
+    assert!(Credentials::generate("env", 1000).is_err());
+    assert!(Credentials::generate("", 1024).is_err());
+}

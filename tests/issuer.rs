@@ -1,0 +1,313 @@
+//! Issuer rules: env selection, key size, options, clock, backends, thread-safety.
+
+mod common;
+
+use std::ffi::OsString;
+
+use cloudbase_ticket::ticket::Ticket;
+use cloudbase_ticket::{
+    Backend, Issuer, IssuerError, MAX_SAFE_INTEGER, SystemClock, TicketError, TicketOptions,
+    UidError,
+};
+use common::{credentials, main_credentials};
+
+const NOW: u64 = 1_758_597_487_691;
+const MAIN_ENV: &str = "cloudbase-test-1a2b3c";
+
+fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<OsString> {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| OsString::from(v))
+    }
+}
+
+fn claims_of(ticket: &str) -> cloudbase_ticket::ticket::Claims {
+    Ticket::parse(ticket).unwrap().claims().clone()
+}
+
+#[test]
+fn issuer_is_send_sync_and_cheap_to_share() {
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<Issuer>();
+    assert_send_sync::<cloudbase_ticket::Credentials>();
+    assert_send_sync::<cloudbase_ticket::Verifier>();
+}
+
+#[test]
+fn env_defaults_to_the_keys_env_id_and_explicit_env_must_match() {
+    let issuer = Issuer::new(main_credentials()).unwrap();
+    assert_eq!(issuer.env(), MAIN_ENV);
+    let issuer = Issuer::builder(main_credentials())
+        .env(MAIN_ENV)
+        .build()
+        .unwrap();
+    assert_eq!(
+        claims_of(&issuer.create_ticket("user_0001").unwrap()).env,
+        MAIN_ENV
+    );
+    let err = Issuer::builder(main_credentials())
+        .env("other-env")
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IssuerError::EnvMismatch {
+            env: "other-env".into(),
+            key_env: MAIN_ENV.into()
+        }
+    );
+    assert_eq!(
+        Issuer::builder(main_credentials())
+            .env("")
+            .build()
+            .unwrap_err(),
+        IssuerError::EmptyEnv
+    );
+}
+
+#[test]
+fn current_env_reads_tcb_env_then_scf_namespace() {
+    let build = |lookup| {
+        Issuer::builder(main_credentials())
+            .current_env_with(lookup)
+            .build()
+    };
+    assert_eq!(
+        build(
+            Box::new(vars(&[("TCB_ENV", MAIN_ENV), ("SCF_NAMESPACE", "x")]))
+                as Box<dyn Fn(&str) -> _>
+        )
+        .unwrap()
+        .env(),
+        MAIN_ENV
+    );
+    assert_eq!(
+        build(Box::new(vars(&[("SCF_NAMESPACE", MAIN_ENV)])))
+            .unwrap()
+            .env(),
+        MAIN_ENV
+    );
+    // An empty TCB_ENV falls through, as `TCB_ENV || SCF_NAMESPACE` does in node.
+    assert_eq!(
+        build(Box::new(vars(&[
+            ("TCB_ENV", ""),
+            ("SCF_NAMESPACE", MAIN_ENV)
+        ])))
+        .unwrap()
+        .env(),
+        MAIN_ENV
+    );
+    assert!(matches!(
+        build(Box::new(vars(&[("TCB_ENV", "elsewhere")]))),
+        Err(IssuerError::EnvMismatch { .. })
+    ));
+    assert_eq!(
+        build(Box::new(vars(&[]))).unwrap_err(),
+        IssuerError::CurrentEnvUnset
+    );
+}
+
+#[test]
+fn keys_without_env_id_are_refused_with_advice() {
+    let err = Issuer::new(credentials("fixtures/keys/rsa1024-no-env-id.json")).unwrap_err();
+    assert!(matches!(err, IssuerError::NoEnvId { .. }));
+    assert!(err.to_string().contains("download a new"), "{err}");
+}
+
+#[test]
+fn strict_key_size_refuses_1024_and_accepts_2048() {
+    let err = Issuer::builder(main_credentials())
+        .strict_key_size(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        IssuerError::KeyTooSmallForStrict {
+            bits: 1024,
+            min: 2048
+        }
+    );
+    assert!(
+        Issuer::builder(main_credentials())
+            .strict_key_size(false)
+            .build()
+            .is_ok()
+    );
+    let issuer = Issuer::builder(credentials("fixtures/keys/rsa2048-pkcs1.json"))
+        .strict_key_size(true)
+        .build()
+        .unwrap();
+    assert_eq!(issuer.key_bits(), 2048);
+}
+
+#[test]
+fn node_defaults_for_exp_refresh_and_expire() {
+    let issuer = Issuer::builder(main_credentials())
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap();
+    let c = claims_of(&issuer.create_ticket("user_0001").unwrap());
+    assert_eq!(
+        (c.iat, c.exp, c.refresh, c.expire),
+        (NOW, NOW + 600_000, 3_600_000, NOW + 7 * 86_400_000)
+    );
+    assert_eq!(c.alg.as_deref(), Some("RS256"));
+    let c = claims_of(
+        &issuer
+            .create_ticket_with(
+                "user_0001",
+                &TicketOptions::new()
+                    .with_refresh_ms(0)
+                    .with_expire_ms(NOW + 5),
+            )
+            .unwrap(),
+    );
+    assert_eq!((c.refresh, c.expire), (0, NOW + 5));
+}
+
+#[test]
+fn numbers_beyond_javascripts_exact_range_are_refused() {
+    let issuer = Issuer::builder(main_credentials())
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap();
+    let err = issuer
+        .create_ticket_with(
+            "user_0001",
+            &TicketOptions::new().with_refresh_ms(MAX_SAFE_INTEGER + 1),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TicketError::OutOfRange {
+            field: "refresh",
+            value: MAX_SAFE_INTEGER + 1
+        }
+    );
+    let err = issuer
+        .create_ticket_with("user_0001", &TicketOptions::new().with_expire_ms(u64::MAX))
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TicketError::OutOfRange {
+            field: "expire",
+            ..
+        }
+    ));
+    assert!(
+        issuer
+            .create_ticket_with(
+                "user_0001",
+                &TicketOptions::new().with_expire_ms(MAX_SAFE_INTEGER)
+            )
+            .is_ok()
+    );
+    let far = Issuer::builder(main_credentials())
+        .fixed_now_ms(MAX_SAFE_INTEGER)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        far.create_ticket("user_0001"),
+        Err(TicketError::OutOfRange { field: "now", .. })
+    ));
+}
+
+#[test]
+fn bad_uids_are_refused_before_signing_and_leave_the_buffer_alone() {
+    let issuer = Issuer::builder(main_credentials())
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap();
+    let mut out = String::from("keep");
+    let err = issuer
+        .write_ticket("bad uid", &TicketOptions::new(), &mut out)
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        TicketError::InvalidUid(UidError::InvalidCharacter {
+            ch: ' ',
+            position: 4,
+            ..
+        })
+    ));
+    assert_eq!(out, "keep");
+    issuer
+        .write_ticket("user_0001", &TicketOptions::new(), &mut out)
+        .unwrap();
+    assert_eq!(
+        out,
+        format!("keep{}", issuer.create_ticket("user_0001").unwrap())
+    );
+}
+
+#[test]
+fn system_clock_is_used_by_default() {
+    let before = cloudbase_ticket::Clock::now_ms(&SystemClock);
+    let ticket = Issuer::new(main_credentials())
+        .unwrap()
+        .create_ticket("user_0001")
+        .unwrap();
+    let after = cloudbase_ticket::Clock::now_ms(&SystemClock);
+    let iat = claims_of(&ticket).iat;
+    assert!(
+        before <= iat && iat <= after,
+        "{before} <= {iat} <= {after}"
+    );
+    assert!(before > 1_700_000_000_000, "milliseconds, not seconds");
+}
+
+#[test]
+fn tickets_verify_independently_for_every_key_and_backend() {
+    for path in [
+        "fixtures/tcb_custom_login.json",
+        "fixtures/keys/rsa1024-pkcs8.json",
+        "fixtures/keys/rsa2048-pkcs1.json",
+        "fixtures/keys/rsa3072-pkcs8.json",
+        "fixtures/keys/rsa4096-pkcs1.json",
+    ] {
+        let creds = credentials(path);
+        let mut tickets = Vec::new();
+        for backend in Backend::all() {
+            let issuer = Issuer::builder(creds.clone())
+                .backend(*backend)
+                .fixed_now_ms(NOW)
+                .build()
+                .unwrap();
+            assert_eq!(issuer.backend(), *backend);
+            let ticket = issuer.create_ticket("user-(0001)").unwrap();
+            let claims = common::verify_independently(&ticket, &creds.public_key());
+            assert_eq!(claims["uid"], "user-(0001)");
+            tickets.push(ticket);
+        }
+        // PKCS#1 v1.5 is deterministic: every backend must produce the same bytes.
+        assert!(
+            tickets.windows(2).all(|w| w[0] == w[1]),
+            "{path}: backends differ"
+        );
+    }
+}
+
+#[test]
+fn shared_issuer_across_threads_gives_identical_tickets() {
+    let issuer = Issuer::builder(main_credentials())
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap();
+    let expected: Vec<String> = (0..64)
+        .map(|i| issuer.create_ticket(&format!("user_{i:04}")).unwrap())
+        .collect();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for (i, want) in expected.iter().enumerate() {
+                    assert_eq!(
+                        &issuer.create_ticket(&format!("user_{i:04}")).unwrap(),
+                        want
+                    );
+                }
+            });
+        }
+    });
+}
