@@ -103,7 +103,11 @@ def svg_chart(results, cores, path):
     series = [("openssl speed (RSA sign/s)", "openssl", "#888888"),
               ("cloudbase-ticket (tickets/s)", "ours", "#2b6cb0"),
               ("node-sdk createTicket (tickets/s)", "node", "#dd6b20")]
-    vmax = max(results[f"{kind}_{bits}_{t}"] for bits, t in groups for _, kind, _ in series)
+    top_value = max(results[f"{kind}_{bits}_{t}"] for bits, t in groups for _, kind, _ in series)
+    # A round axis: 5 steps of 1, 2 or 5 times a power of ten.
+    magnitude = 10 ** len(str(int(top_value / 5))) / 10
+    step = next(m * magnitude for m in (1, 2, 5, 10, 20) if m * magnitude * 5 >= top_value)
+    vmax = step * 5
     width, height, left, bottom, top = 760, 380, 70, 60, 40
     plot_h = height - bottom - top
     group_w = (width - left - 20) / len(groups)
