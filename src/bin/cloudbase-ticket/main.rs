@@ -1,10 +1,12 @@
-//! `cloudbase-ticket`: issue, inspect and verify CloudBase custom-login tickets from the shell.
+//! `cloudbase-ticket`: issue, inspect and verify CloudBase custom-login tickets from the shell,
+//! and serve a local custom-login emulator.
 //!
 //! Exit codes: 0 success; 1 a ticket is invalid (`verify`) or an operation failed; 2 bad input
 //! (flags, credentials, uids, env). Errors are one line on stderr; stdout carries only results.
 
 mod bench;
 mod issue;
+mod serve;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -41,6 +43,9 @@ enum Command {
     /// Measure tickets/s and latency with real tickets on N threads sharing one issuer.
     #[command(after_help = bench::EXAMPLES)]
     Bench(bench::BenchArgs),
+    /// Run a local CloudBase custom-login emulator (sign-in, refresh, user/me) on loopback.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(serve::ServeArgs),
 }
 
 /// Where credentials come from: a file, or the environment.
@@ -185,6 +190,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Issue(args) => issue::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,
