@@ -589,3 +589,104 @@ async fn non_cloudbase_error_bodies_and_bad_success_bodies_are_typed() {
         "{e:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_route_is_in_the_openapi_document_and_no_other() {
+    let (server, _) = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let served: serde_json::Value = reqwest::get(format!("{}/openapi.json", server.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let committed: serde_json::Value =
+        serde_json::from_str(cloudbase_ticket::emulator::OPENAPI_JSON).unwrap();
+    assert_eq!(served, committed);
+    assert!(served["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = served["paths"].as_object().unwrap();
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = cloudbase_ticket::emulator::routes()
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    routes.sort();
+    assert_eq!(routes, documented);
+
+    // And the router really serves each documented operation (never 404/405) and nothing else.
+    let http = reqwest::Client::new();
+    for (method, path) in &documented {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let status = http
+            .request(method.clone(), format!("{}{path}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert!(status != 404 && status != 405, "{method} {path}: {status}");
+    }
+    for path in ["/", "/auth/v1/signin", "/auth/v2/user/me", "/jwks.json"] {
+        let status = http
+            .get(format!("{}{path}", server.url()))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 404, "{path}");
+    }
+    server.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
+    let dir = std::env::temp_dir().join(format!("cbt-emu-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("state.json");
+    let creds = main_credentials();
+    let build = || Emulator::builder(&creds).state_file(&path).build().unwrap();
+
+    let (server, client) = start(build()).await;
+    let tokens = client
+        .sign_in_with_ticket(&issuer().create_ticket("user_0001").unwrap())
+        .await
+        .unwrap();
+    server.shutdown().await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("user_0001"));
+    assert!(!text.contains(tokens.refresh_token.expose()));
+    assert!(!text.contains(tokens.access_token.expose()));
+
+    let (server, client) = start(build()).await;
+    // The access token still verifies (same key), the refresh token still works once.
+    assert_eq!(
+        client
+            .user_info(tokens.access_token.expose())
+            .await
+            .unwrap()
+            .sub,
+        tokens.sub
+    );
+    let refreshed = client.refresh(tokens.refresh_token.expose()).await.unwrap();
+    assert_eq!(refreshed.sub, tokens.sub);
+    let again = client
+        .sign_in_with_ticket(&issuer().create_ticket("user_0001").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again.sub, tokens.sub);
+    server.shutdown().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
