@@ -4,10 +4,11 @@
 //!
 //! The client speaks to the CloudBase gateway of an env
 //! (`https://<env>.api.tcloudbasegateway.com/auth`, or `.api.intl.` outside the mainland), or to
-//! any origin, such as the [emulator](crate::emulator) on loopback. It sends the `client_id`
-//! query, a per-client `x-device-id` and a per-call `x-request-id`, as the official
-//! `@cloudbase/oauth` client does. Connection failures and 5xx answers are retried with
-//! exponential backoff; 4xx answers are not.
+//! any origin, such as the emulator (feature `emulator`) on loopback. It sends the `client_id`
+//! query, a per-client `x-device-id` and a per-call `x-request-id` (kept across the retries of
+//! that call, as the official `@cloudbase/oauth` client does). Connection failures and 5xx
+//! answers are retried with exponential backoff; 4xx answers, and timeouts after a request was
+//! sent, are not (a refresh token may already have been used).
 //!
 //! ```no_run
 //! use cloudbase_ticket::client::{Client, Region};
