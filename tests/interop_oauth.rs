@@ -223,7 +223,10 @@ fn serve_refuses_bad_input_with_exit_code_2_and_one_line() {
     // One error line (a permission warning about the checked-out fixture may precede it).
     let errors: Vec<&str> = stderr.lines().filter(|l| !l.contains("warning:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].starts_with("cloudbase-ticket: state file"), "{stderr}");
+    assert!(
+        errors[0].starts_with("cloudbase-ticket: state file"),
+        "{stderr}"
+    );
     assert!(out.stdout.is_empty());
 
     let out = Command::new(BIN)
