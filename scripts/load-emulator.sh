@@ -50,7 +50,12 @@ url=$(head -n1 "$work/url")
 # Warm up (connections, allocator), then measure.
 wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d 2s -s scripts/load/signin.lua "$url" -- "$work/bodies" "$env_id" >/dev/null
 echo "wrk -t $WRK_THREADS -c $CONNECTIONS -d $DURATION --latency (sign-in, $TICKETS tickets, $(nproc) cores, server threads $SERVER_THREADS)"
-wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s scripts/load/signin.lua "$url" -- "$work/bodies" "$env_id"
+wrk -t "$WRK_THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency -s scripts/load/signin.lua "$url" -- "$work/bodies" "$env_id" \
+  | tee "$work/report"
+if grep -q "Non-2xx" "$work/report"; then
+  echo "load-emulator: some sign-ins were refused (see Non-2xx above)" >&2
+  exit 1
+fi
 # A sanity check that the answers were sign-ins, not errors.
 curl -fsS -X POST "$url/auth/v1/signin/custom?client_id=$env_id" --data-binary "@$(head -n1 "$work/bodies" > "$work/one"; echo "$work/one")" \
   | grep -q '"access_token"' && echo "check: a sign-in returns a token set"
