@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cloudbase-ticket");
 const CREDENTIALS: &str = "fixtures/tcb_custom_login.json";
+/// Longest a child process (node, `issue`) may run.
+const NODE_LIMIT: Duration = Duration::from_secs(60);
 
 /// A `cloudbase-ticket serve` child, stopped (SIGTERM) on drop.
 struct Serve {
@@ -32,10 +34,16 @@ impl Serve {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start cloudbase-ticket serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("read the URL line");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its URL within 30 s");
         let url = line.trim().to_string();
         assert!(
             url.starts_with("http://127.0.0.1:"),
@@ -67,13 +75,50 @@ impl Drop for Serve {
     }
 }
 
+/// Run `command` to completion, killing it after `limit` (the test then fails).
+fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
 fn issue(uid: &str) -> String {
-    let out = Command::new(BIN)
-        .args(["issue", "--credentials"])
-        .arg(common::fixture(CREDENTIALS))
-        .args(["--uid", uid])
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(BIN)
+            .args(["issue", "--credentials"])
+            .arg(common::fixture(CREDENTIALS))
+            .args(["--uid", uid]),
+        NODE_LIMIT,
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -103,16 +148,17 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     let server = Serve::start(&state);
     let ticket = issue("interop_user_1");
     let run = |ticket_again: &str| {
-        let out = Command::new("node")
-            .arg(common::fixture("scripts/node/interop-oauth.js"))
-            .env("NODE_PATH", &node_modules)
-            .env("API_ORIGIN", &server.url)
-            .env("ENV_ID", &env)
-            .env("TICKET", &ticket)
-            .env("TICKET_AGAIN", ticket_again)
-            .env("FORGED_TICKET", forge(&ticket))
-            .output()
-            .expect("run node");
+        let out = output_within(
+            Command::new("node")
+                .arg(common::fixture("scripts/node/interop-oauth.js"))
+                .env("NODE_PATH", &node_modules)
+                .env("API_ORIGIN", &server.url)
+                .env("ENV_ID", &env)
+                .env("TICKET", &ticket)
+                .env("TICKET_AGAIN", ticket_again)
+                .env("FORGED_TICKET", forge(&ticket)),
+            NODE_LIMIT,
+        );
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         let stderr = String::from_utf8_lossy(&out.stderr).to_string();
         assert!(
@@ -183,16 +229,17 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     // A second run on the same state: the official client gets the same user.
     let server = Serve::start(&state);
     let ticket = issue("interop_user_1");
-    let out = Command::new("node")
-        .arg(common::fixture("scripts/node/interop-oauth.js"))
-        .env("NODE_PATH", &node_modules)
-        .env("API_ORIGIN", &server.url)
-        .env("ENV_ID", &env)
-        .env("TICKET", &ticket)
-        .env("TICKET_AGAIN", &ticket)
-        .env("FORGED_TICKET", forge(&ticket))
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("node")
+            .arg(common::fixture("scripts/node/interop-oauth.js"))
+            .env("NODE_PATH", &node_modules)
+            .env("API_ORIGIN", &server.url)
+            .env("ENV_ID", &env)
+            .env("TICKET", &ticket)
+            .env("TICKET_AGAIN", &ticket)
+            .env("FORGED_TICKET", forge(&ticket)),
+        NODE_LIMIT,
+    );
     assert!(
         out.status.success(),
         "{}",
