@@ -32,8 +32,8 @@
 //!   key bytes are wiped when dropped.
 //!
 //! Features: `aws-lc` (default signing backend), `rust-crypto` (pure-Rust backend), `client`
-//! (the sign-in half: [`client::Client`] and [`client::TokenManager`]), `emulator` (a local
-//! CloudBase custom-login server, [`emulator::Emulator`]), `cli` (the `cloudbase-ticket` tool,
+//! (the sign-in half: `client::Client` and `client::TokenManager`), `emulator` (a local
+//! CloudBase custom-login server, `emulator::Emulator`), `cli` (the `cloudbase-ticket` tool,
 //! with `serve`).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]

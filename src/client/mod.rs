@@ -327,7 +327,7 @@ struct Inner {
 
 /// An async client for CloudBase custom sign-in. Cheap to clone (one connection pool).
 ///
-/// Runnable against the in-process [emulator](crate::emulator) (features `client` and
+/// Runnable against the in-process emulator (features `client` and
 /// `emulator`):
 ///
 /// ```
