@@ -31,12 +31,19 @@
 //! * **Quiet about secrets**: no error, `Display` or `Debug` output contains key material, and
 //!   key bytes are wiped when dropped.
 //!
-//! Features: `aws-lc` (default signing backend), `rust-crypto` (pure-Rust backend).
+//! Features: `aws-lc` (default signing backend), `rust-crypto` (pure-Rust backend), `client`
+//! (the sign-in half: `client::Client` and `client::TokenManager`), `emulator` (a local
+//! CloudBase custom-login server, `emulator::Emulator`), `cli` (the `cloudbase-ticket` tool,
+//! with `serve`).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+#[cfg(feature = "client")]
+pub mod client;
 mod credentials;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 mod issuer;
 mod key;
 mod public_key;

@@ -145,3 +145,34 @@ pub fn issue(case: &Case, backend: Backend) -> Result<String, cloudbase_ticket::
     }
     Ok(issuer.create_ticket_with(&case.uid, &options)?)
 }
+
+/// A clock the test moves by hand (milliseconds since the epoch), for the emulator's "now".
+#[derive(Clone, Debug)]
+pub struct ManualClock(pub std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl ManualClock {
+    /// Starting at the system time.
+    pub fn now() -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        Self(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(now)))
+    }
+
+    /// Move forward by `ms`.
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl cloudbase_ticket::Clock for ManualClock {
+    fn now_ms(&self) -> u64 {
+        self.get()
+    }
+}

@@ -1,4 +1,5 @@
-//! `cloudbase-ticket`: issue, inspect and verify CloudBase custom-login tickets from the shell.
+//! `cloudbase-ticket`: issue, inspect and verify CloudBase custom-login tickets from the shell,
+//! and serve a local custom-login emulator.
 //!
 //! Exit codes: 0 success; 1 a ticket is invalid (`verify`) or an operation failed; 2 bad input
 //! (flags, credentials, uids, env). Errors are one line on stderr; stdout carries only results.
@@ -7,6 +8,7 @@ mod bench;
 mod inspect;
 mod issue;
 mod keygen;
+mod serve;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -52,6 +54,9 @@ enum Command {
     /// Write fresh test credentials shaped like the console's tcb_custom_login.json.
     #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::KeygenArgs),
+    /// Run a local CloudBase custom-login emulator (sign-in, refresh, user/me) on loopback.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(serve::ServeArgs),
 }
 
 /// Where credentials come from: a file, or the environment.
@@ -205,6 +210,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run_inspect(args),
         Command::Verify(args) => inspect::run_verify(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,92 @@
+//! `cloudbase-ticket serve`: the local CloudBase custom-login emulator.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use cloudbase_ticket::emulator::{Emulator, EmulatorError};
+
+use crate::{CliError, CredentialsArgs, write_stdout};
+
+pub(crate) const EXAMPLES: &str = "Examples:
+  # an emulator on an ephemeral loopback port; its URL is the first line on stdout
+  cloudbase-ticket serve --credentials tcb_custom_login.json
+
+  # a fixed port, keeping users and refresh tokens between runs
+  cloudbase-ticket serve --credentials key.json --addr 127.0.0.1:8787 --state emulator-state.json
+
+Routes: POST /auth/v1/signin/custom, POST /auth/v1/token, GET /auth/v1/user/me,
+GET /.well-known/jwks.json, GET /openapi.json. Stops on Ctrl-C or SIGTERM, saving --state.";
+
+#[derive(Args, Debug)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    credentials: CredentialsArgs,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    addr: SocketAddr,
+    /// Load users and live refresh tokens from FILE, and save them there (JSON, mode 0600).
+    #[arg(long, value_name = "FILE")]
+    state: Option<PathBuf>,
+    /// The env to emulate (default: the key's env_id).
+    #[arg(long, value_name = "ENV")]
+    env: Option<String>,
+    /// Worker threads (default: all cores).
+    #[arg(long, value_name = "N")]
+    threads: Option<NonZeroUsize>,
+}
+
+fn emulator_error(e: EmulatorError) -> CliError {
+    match e {
+        EmulatorError::NoEnv | EmulatorError::State { .. } => CliError::usage(e.to_string()),
+        _ => CliError::failure(e.to_string()),
+    }
+}
+
+pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
+    let creds = args.credentials.load()?;
+    let mut builder = Emulator::builder(&creds);
+    if let Some(env) = &args.env {
+        builder = builder.env(env.clone());
+    }
+    if let Some(path) = &args.state {
+        builder = builder.state_file(path.clone());
+    }
+    let emulator = builder.build().map_err(emulator_error)?;
+    let threads = args
+        .threads
+        .or_else(|| std::thread::available_parallelism().ok())
+        .map_or(1, NonZeroUsize::get);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(async move {
+        let server = emulator.start(args.addr).await.map_err(emulator_error)?;
+        write_stdout(format!("{}\n", server.url()).as_bytes())?;
+        wait_for_stop_signal().await?;
+        server.shutdown().await.map_err(emulator_error)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Wait for Ctrl-C, or SIGTERM on Unix.
+async fn wait_for_stop_signal() -> Result<(), CliError> {
+    let signal_error = |e: std::io::Error| CliError::failure(format!("cannot watch signals: {e}"));
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.map_err(signal_error),
+            _ = term.recv() => Ok(()),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map_err(signal_error)
+    }
+}

@@ -1,0 +1,484 @@
+//! A local CloudBase custom-login emulator (feature `emulator`): the endpoints the official
+//! `@cloudbase/oauth` client calls, checking tickets with this crate's [`Verifier`].
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /auth/v1/signin/custom` | `{"provider_id":"custom","ticket":…}` → token set |
+//! | `POST /auth/v1/token` | `{"grant_type":"refresh_token","refresh_token":…}` → new token set |
+//! | `GET /auth/v1/user/me` | `Authorization: Bearer …` → the user |
+//! | `GET /.well-known/jwks.json` | the public key of the access tokens (Ed25519, `EdDSA`) |
+//! | `GET /openapi.json` | the OpenAPI 3 document of all of the above |
+//!
+//! Behaviour, where CloudBase's is not published, is this emulator's choice:
+//!
+//! * A ticket is checked for key id, RS256 signature, env, uid and `iat`/`exp` (60 s skew). A
+//!   ticket may be used more than once while valid (verification is stateless).
+//! * The same uid always maps to the same user (`sub`, 19 digits); the `expire` and `refresh`
+//!   claims of the ticket are not enforced.
+//! * Access tokens live 7200 s; refresh tokens 30 days and rotate: each is good for one refresh,
+//!   a used one is refused with `invalid_grant`.
+//! * Errors are `{"error","error_code","error_description"}`: `invalid_argument` (400; 413 for a
+//!   body over the limit), `unauthenticated` (401: bad signature, unknown key id, expired
+//!   ticket, bad bearer), `permission_denied` (403: ticket for another env), `invalid_grant`
+//!   (400: unknown, used or expired refresh token), `not_found` (404). `error_code` numbers
+//!   are the emulator's own (gRPC status numbers; 400 for `invalid_grant`).
+//! * Request bodies are read as JSON whatever their `Content-Type` (the official client sends
+//!   `text/plain`).
+//! * Nothing is logged; no answer echoes a ticket's signature or a token.
+
+mod handlers;
+mod jwt;
+mod state;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::{Clock, Credentials, SystemClock, Verifier};
+use jwt::AccessTokenKey;
+use state::Store;
+
+/// The OpenAPI 3 document of the emulator, as served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// Default lifetime of an access token: 7200 s.
+pub const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
+/// Default lifetime of a refresh token: 30 days.
+pub const DEFAULT_REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default request body limit: 64 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+/// How often a running emulator saves a changed state file.
+const SAVE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long [`RunningEmulator::shutdown`] waits for open requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The paths the emulator serves, with their methods (`("POST", "/auth/v1/token")`, …).
+pub fn routes() -> &'static [(&'static str, &'static str)] {
+    handlers::ROUTES
+}
+
+/// Why the emulator could not start, load or save.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EmulatorError {
+    /// The credentials carry no `env_id` and no env was given.
+    #[error("the credentials have no env_id; give the env to emulate")]
+    NoEnv,
+    /// The state file is unreadable, malformed or unwritable.
+    #[error("state file {}: {detail}", path.display())]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("emulator server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Counters of what the emulator answered (successes per endpoint, and all errors).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Successful sign-ins.
+    pub sign_ins: u64,
+    /// Successful refreshes.
+    pub refreshes: u64,
+    /// Successful `user/me` answers.
+    pub user_me: u64,
+    /// Error answers of any kind.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    sign_ins: AtomicU64,
+    refreshes: AtomicU64,
+    user_me: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// What the handlers share.
+struct AppState {
+    env: String,
+    issuer: String,
+    verifier: Verifier,
+    key: AccessTokenKey,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    access_ttl_s: u64,
+    refresh_ttl_ms: u64,
+    max_body_bytes: usize,
+    stats: Counters,
+    state_file: Option<PathBuf>,
+}
+
+/// Configures an [`Emulator`].
+pub struct EmulatorBuilder {
+    credentials: Credentials,
+    env: Option<String>,
+    state_file: Option<PathBuf>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    max_body_bytes: usize,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("credentials", &self.credentials)
+            .field("env", &self.env)
+            .field("state_file", &self.state_file)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorBuilder {
+    /// Emulate `env` (default: the credentials' `env_id`). Tickets for other envs are refused.
+    pub fn env(mut self, env: impl Into<String>) -> Self {
+        self.env = Some(env.into());
+        self
+    }
+
+    /// Load users, live refresh tokens and the access-token key from `path` if it exists, and
+    /// save them there (JSON, mode 0600, written atomically) while running and on shutdown.
+    pub fn state_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.state_file = Some(path.into());
+        self
+    }
+
+    /// Lifetime of access tokens (default [`DEFAULT_ACCESS_TOKEN_TTL`]; whole seconds).
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of refresh tokens (default [`DEFAULT_REFRESH_TOKEN_TTL`]).
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Largest request body accepted (default [`DEFAULT_MAX_BODY_BYTES`]); larger gets 413.
+    pub fn max_body_bytes(mut self, limit: usize) -> Self {
+        self.max_body_bytes = limit;
+        self
+    }
+
+    /// Use `clock` for "now" (tickets, token lifetimes) instead of the system clock.
+    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Build the emulator, loading the state file if one is set.
+    pub fn build(self) -> Result<Emulator, EmulatorError> {
+        let env = match self
+            .env
+            .or_else(|| self.credentials.env_id().map(str::to_string))
+        {
+            Some(env) if !env.is_empty() => env,
+            _ => return Err(EmulatorError::NoEnv),
+        };
+        let (store, seed) = match &self.state_file {
+            Some(path) => {
+                let loaded = Store::load(path, &env)?;
+                (loaded.store, loaded.seed)
+            }
+            None => (Store::new(), None),
+        };
+        let seed = seed.unwrap_or_else(|| zeroize::Zeroizing::new(state::random_bytes::<32>()));
+        let key = AccessTokenKey::from_seed(&seed);
+        let verifier = Verifier::new(&self.credentials)
+            .expect_env(env.clone())
+            .clock(ClockRef(Arc::clone(&self.clock)));
+        let state = AppState {
+            issuer: format!("cloudbase-ticket-emulator/{env}"),
+            env,
+            verifier,
+            key,
+            store,
+            clock: self.clock,
+            access_ttl_s: self.access_ttl.as_secs().max(1),
+            refresh_ttl_ms: u64::try_from(self.refresh_ttl.as_millis()).unwrap_or(u64::MAX),
+            max_body_bytes: self.max_body_bytes,
+            stats: Counters::default(),
+            state_file: self.state_file,
+        };
+        Ok(Emulator {
+            state: Arc::new(state),
+        })
+    }
+}
+
+/// A clock shared with the verifier.
+struct ClockRef(Arc<dyn Clock>);
+
+impl Clock for ClockRef {
+    fn now_ms(&self) -> u64 {
+        self.0.now_ms()
+    }
+}
+
+/// The emulator: an axum [`Router`](axum::Router) and its state. Serve it with
+/// [`start`](Self::start), or mount [`router`](Self::router) in your own server.
+///
+/// ```
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// use cloudbase_ticket::Credentials;
+/// use cloudbase_ticket::emulator::Emulator;
+///
+/// let creds = Credentials::from_file("fixtures/tcb_custom_login.json")?;
+/// let server = Emulator::new(&creds)?.start("127.0.0.1:0").await?;
+/// assert!(server.url().starts_with("http://127.0.0.1:"));
+/// assert_eq!(Some(server.env()), creds.env_id());
+/// assert_eq!(server.stats().sign_ins, 0);
+/// server.shutdown().await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Emulator {
+    state: Arc<AppState>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("env", &self.state.env)
+            .field("state_file", &self.state.state_file)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// An emulator for the env and public key of `credentials`, with default settings.
+    pub fn new(credentials: &Credentials) -> Result<Self, EmulatorError> {
+        Self::builder(credentials).build()
+    }
+
+    /// A builder for the env and public key of `credentials`.
+    pub fn builder(credentials: &Credentials) -> EmulatorBuilder {
+        EmulatorBuilder {
+            credentials: credentials.clone(),
+            env: None,
+            state_file: None,
+            access_ttl: DEFAULT_ACCESS_TOKEN_TTL,
+            refresh_ttl: DEFAULT_REFRESH_TOKEN_TTL,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The env emulated.
+    pub fn env(&self) -> &str {
+        &self.state.env
+    }
+
+    /// The router serving every route.
+    pub fn router(&self) -> axum::Router {
+        handlers::router(Arc::clone(&self.state))
+    }
+
+    /// What has been answered so far.
+    pub fn stats(&self) -> Stats {
+        let c = &self.state.stats;
+        Stats {
+            sign_ins: c.sign_ins.load(Ordering::Relaxed),
+            refreshes: c.refreshes.load(Ordering::Relaxed),
+            user_me: c.user_me.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+
+    /// How many users have signed in (ever, including those loaded from the state file).
+    pub fn user_count(&self) -> usize {
+        self.state.store.user_count()
+    }
+
+    /// How many refresh tokens are unused and unexpired.
+    pub fn live_refresh_tokens(&self) -> usize {
+        self.state
+            .store
+            .live_refresh_tokens(self.state.clock.now_ms())
+    }
+
+    /// The JWKS document published at `/.well-known/jwks.json`.
+    pub fn jwks(&self) -> &str {
+        self.state.key.jwks()
+    }
+
+    /// The state file, if any.
+    pub fn state_file(&self) -> Option<&Path> {
+        self.state.state_file.as_deref()
+    }
+
+    /// Save the state file now (no-op without one).
+    pub fn save_state(&self) -> Result<(), EmulatorError> {
+        let Some(path) = &self.state.state_file else {
+            return Ok(());
+        };
+        let now = self.state.clock.now_ms();
+        self.state.store.prune(now);
+        self.state
+            .store
+            .save(path, &self.state.env, &self.state.key.seed(), now)
+    }
+
+    /// Listen on `addr` (`"127.0.0.1:0"` for an ephemeral port) and serve on the current
+    /// tokio runtime until [`RunningEmulator::shutdown`].
+    pub async fn start(
+        self,
+        addr: impl ToSocketAddrs + fmt::Display,
+    ) -> Result<RunningEmulator, EmulatorError> {
+        let shown = addr.to_string();
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| EmulatorError::Bind {
+                addr: shown.clone(),
+                source,
+            })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| EmulatorError::Bind {
+                addr: shown,
+                source,
+            })?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let router = self.router();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        });
+        let saver = self.state.state_file.is_some().then(|| {
+            let emulator = self.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(SAVE_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    if emulator.state.store.is_dirty() {
+                        // A failed save is retried on the next tick and reported at shutdown.
+                        let _ = emulator.save_state();
+                    }
+                }
+            })
+        });
+        Ok(RunningEmulator {
+            url: format!("http://{local}"),
+            addr: local,
+            emulator: self,
+            stop: Some(stop_tx),
+            server: Some(server),
+            saver,
+        })
+    }
+}
+
+/// An emulator serving on a socket. Dropping it stops the server without saving; call
+/// [`shutdown`](Self::shutdown) to stop gracefully and save the state file.
+pub struct RunningEmulator {
+    url: String,
+    addr: SocketAddr,
+    emulator: Emulator,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
+    saver: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for RunningEmulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunningEmulator")
+            .field("url", &self.url)
+            .field("emulator", &self.emulator)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningEmulator {
+    /// `http://127.0.0.1:PORT`: the origin to give clients.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The env emulated (the `client_id` clients send).
+    pub fn env(&self) -> &str {
+        self.emulator.env()
+    }
+
+    /// What has been answered so far.
+    pub fn stats(&self) -> Stats {
+        self.emulator.stats()
+    }
+
+    /// The emulator being served.
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
+    /// Stop accepting, let open requests finish (up to 5 s), then save the state file.
+    pub async fn shutdown(mut self) -> Result<(), EmulatorError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+            let _ = saver.await;
+        }
+        let served = match self.server.take() {
+            Some(mut server) => match tokio::time::timeout(SHUTDOWN_GRACE, &mut server).await {
+                Ok(Ok(result)) => result.map_err(EmulatorError::Serve),
+                Ok(Err(join)) => Err(EmulatorError::Serve(std::io::Error::other(
+                    join.to_string(),
+                ))),
+                Err(_) => {
+                    server.abort();
+                    Ok(())
+                }
+            },
+            None => Ok(()),
+        };
+        self.emulator.save_state()?;
+        served
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        if let Some(saver) = self.saver.take() {
+            saver.abort();
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! Interop: the official `@cloudbase/oauth` client (pinned in scripts/node/package.json)
+//! signs in at `cloudbase-ticket serve` with tickets from `cloudbase-ticket issue`, reads
+//! `/user/me`, refreshes, signs in again as the same user, and is refused a forged ticket.
+//!
+//! Runs whenever node and npm are present; under `CI=true` their absence is a failure.
+#![cfg(feature = "cli")]
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cloudbase-ticket");
+const CREDENTIALS: &str = "fixtures/tcb_custom_login.json";
+/// Longest a child process (node, `issue`) may run.
+const NODE_LIMIT: Duration = Duration::from_secs(60);
+
+/// A `cloudbase-ticket serve` child, stopped (SIGTERM) on drop.
+struct Serve {
+    child: Child,
+    url: String,
+}
+
+impl Serve {
+    fn start(state: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--credentials"])
+            .arg(common::fixture(CREDENTIALS))
+            .args(["--addr", "127.0.0.1:0", "--threads", "2", "--state"])
+            .arg(state)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cloudbase-ticket serve");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its URL within 30 s");
+        let url = line.trim().to_string();
+        assert!(
+            url.starts_with("http://127.0.0.1:"),
+            "serve printed {line:?}"
+        );
+        Self { child, url }
+    }
+
+    /// SIGTERM, then wait (bounded) for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Run `command` to completion, killing it after `limit` (the test then fails).
+fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    }
+}
+
+fn issue(uid: &str) -> String {
+    let out = output_within(
+        Command::new(BIN)
+            .args(["issue", "--credentials"])
+            .arg(common::fixture(CREDENTIALS))
+            .args(["--uid", uid]),
+        NODE_LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// A genuine ticket with one signature character changed.
+fn forge(ticket: &str) -> String {
+    let (head, signature) = ticket.rsplit_once('.').unwrap();
+    let mut sig: Vec<char> = signature.chars().collect();
+    sig[10] = if sig[10] == 'A' { 'B' } else { 'A' };
+    format!("{head}.{}", sig.into_iter().collect::<String>())
+}
+
+#[test]
+fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
+    let Some(node_modules) = common::node_modules() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("cbt-interop-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let env = common::main_credentials().env_id().unwrap().to_string();
+
+    let server = Serve::start(&state);
+    let ticket = issue("interop_user_1");
+    let run = |ticket_again: &str| {
+        let out = output_within(
+            Command::new("node")
+                .arg(common::fixture("scripts/node/interop-oauth.js"))
+                .env("NODE_PATH", &node_modules)
+                .env("API_ORIGIN", &server.url)
+                .env("ENV_ID", &env)
+                .env("TICKET", &ticket)
+                .env("TICKET_AGAIN", ticket_again)
+                .env("FORGED_TICKET", forge(&ticket)),
+            NODE_LIMIT,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            out.status.success(),
+            "interop script failed:\n{stdout}\n{stderr}"
+        );
+        assert!(!stdout.contains(&ticket), "the script never prints tickets");
+        let line = stdout.lines().last().unwrap_or_default().to_string();
+        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+    };
+    let report = run(&issue("interop_user_1"));
+
+    let sub = report["sub"].as_str().expect("sub").to_string();
+    assert_eq!(sub.len(), 19);
+    assert_eq!(report["token_type"], "Bearer");
+    assert_eq!(report["expires_in"], 7200);
+    assert_eq!(report["user_sub"], sub.as_str());
+    assert_eq!(
+        report["user_uid"],
+        sub.as_str(),
+        "the client copies sub into uid"
+    );
+    assert_eq!(report["custom_user_id"], "interop_user_1");
+    assert_eq!(report["refreshed_sub"], sub.as_str());
+    assert_eq!(report["access_token_changed"], true);
+    assert_eq!(report["refresh_token_changed"], true);
+    assert_eq!(report["stored_is_refreshed"], true);
+    assert_eq!(report["user_sub_after_refresh"], sub.as_str());
+    // invalid_grant from the emulator; the client reports it as unauthenticated.
+    assert_eq!(
+        report["reused_refresh"]["error"], "unauthenticated",
+        "{report}"
+    );
+    assert!(
+        report["reused_refresh"]["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already used"),
+        "{report}"
+    );
+    assert_eq!(report["sub_again"], sub.as_str());
+    assert_eq!(report["forged"]["error"], "unauthenticated", "{report}");
+    assert!(
+        report["forged"]["error_description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("signature"),
+        "{report}"
+    );
+
+    // Stopped by SIGTERM: exit 0, and the user is in the state file (mode 0600).
+    let status = server.stop();
+    assert!(status.success(), "serve exited with {status}");
+    let text = std::fs::read_to_string(&state).unwrap();
+    assert!(
+        text.contains("interop_user_1") && text.contains(&sub),
+        "{text}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&state).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    // A second run on the same state: the official client gets the same user.
+    let server = Serve::start(&state);
+    let ticket = issue("interop_user_1");
+    let out = output_within(
+        Command::new("node")
+            .arg(common::fixture("scripts/node/interop-oauth.js"))
+            .env("NODE_PATH", &node_modules)
+            .env("API_ORIGIN", &server.url)
+            .env("ENV_ID", &env)
+            .env("TICKET", &ticket)
+            .env("TICKET_AGAIN", &ticket)
+            .env("FORGED_TICKET", forge(&ticket)),
+        NODE_LIMIT,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(report["sub"], sub.as_str(), "same user after a restart");
+    assert!(server.stop().success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn serve_refuses_bad_input_with_exit_code_2_and_one_line() {
+    let dir = std::env::temp_dir().join(format!("cbt-serve-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    std::fs::write(&state, "not json").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--credentials"])
+        .arg(common::fixture(CREDENTIALS))
+        .arg("--state")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // One error line (a permission warning about the checked-out fixture may precede it).
+    let errors: Vec<&str> = stderr.lines().filter(|l| !l.contains("warning:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].starts_with("cloudbase-ticket: state file"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty());
+
+    let out = Command::new(BIN)
+        .args(["serve", "--credentials"])
+        .arg(dir.join("missing.json"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
