@@ -466,6 +466,19 @@ fn credential_cases(dir: &Path) -> Vec<Case> {
             &main.replace("RSA PRIVATE KEY", "CLOUDBASE KEY"),
             |e| matches!(e, E::UnsupportedPem { label, .. } if label == "CLOUDBASE KEY"),
         ),
+        file_case(
+            "PEM label with a terminal escape",
+            &main.replace("RSA PRIVATE KEY", "\u{1b}[2J\u{1b}]0;owned\u{7}"),
+            |e| matches!(e, E::InvalidPem { .. }),
+        ),
+        file_case(
+            "PEM label that runs into the key body",
+            &{
+                let label = format!("RSA PRIVATE KEY {}", &key_b64[..24]);
+                main.replace("RSA PRIVATE KEY", &label)
+            },
+            |e| matches!(e, E::InvalidPem { .. }),
+        ),
         file_case("not a key at all", "paste the key here", |e| {
             matches!(e, E::NoPemBlock { .. })
         }),
