@@ -68,7 +68,7 @@ run() {
   local status=0
   cargo fuzz run "$target" "$work" "fuzz/corpus/$target" "fuzz/regressions/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 "${opts[@]}" >"$log" 2>&1 || status=$?
-  grep -E '^(#[0-9]+ +DONE|stat::|Done [0-9]+ runs)|ERROR|panicked|SUMMARY|Test unit written' "$log" || true
+  grep -aE '^(#[0-9]+[[:space:]]+DONE|stat::|Done [0-9]+ runs)|ERROR|panicked|SUMMARY|Test unit written' "$log" || true
   echo "fuzz.sh: $target working corpus: $(find "$work" -type f | wc -l) files;" \
     "committed: $(find "fuzz/corpus/$target" -type f | wc -l) files" >&2
   return "$status"
