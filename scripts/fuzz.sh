@@ -4,8 +4,10 @@
 #   scripts/fuzz.sh                      every target, 600 s each, one after another
 #   scripts/fuzz.sh TARGET [SECONDS]     one target (credentials_json, ticket_verify, uid)
 #   scripts/fuzz.sh merge TARGET         minimise fuzz/corpus/TARGET plus the working corpus
-#                                        (libFuzzer -merge=1 into a fresh directory), and
-#                                        replace fuzz/corpus/TARGET with the result
+#                                        into a fresh directory and replace fuzz/corpus/TARGET
+#                                        with it: libFuzzer's merge in its set-cover form
+#                                        (-set_cover_merge=1) over edges (-use_counters=0),
+#                                        the fewest inputs that still reach every edge
 #
 # Stable Rust and RUSTC_BOOTSTRAP: cargo-fuzz passes nightly-only flags to rustc
 # (-Zsanitizer=address, the sancov passes). This project's machines have only stable Rust, so
@@ -84,7 +86,7 @@ merge() {
   cargo fuzz build "$target"
   mapfile -t opts < <(options "$target")
   cargo fuzz run "$target" "$fresh" "fuzz/corpus/$target" "fuzz/target/corpus/$target" -- \
-    -merge=1 "${opts[@]}" 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files' || true
+    -set_cover_merge=1 -use_counters=0 "${opts[@]}" 2>&1 | grep -aE 'MERGE-OUTER: [0-9]+ new files' || true
   rm -rf "fuzz/corpus/$target"
   mv "$fresh" "fuzz/corpus/$target"
   echo "fuzz.sh: fuzz/corpus/$target now holds $(find "fuzz/corpus/$target" -type f | wc -l) files" >&2
