@@ -264,6 +264,10 @@ impl CredentialsError {
                 origin,
                 reason: "the body is not base64",
             },
+            KeyProblem::BadLabel => Self::InvalidPem {
+                origin,
+                reason: "the -----BEGIN …----- line is malformed",
+            },
             KeyProblem::Encrypted => Self::EncryptedKey { origin },
             KeyProblem::PublicKey => Self::PublicKeyGiven { origin },
             KeyProblem::Certificate => Self::CertificateGiven { origin },

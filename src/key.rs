@@ -35,6 +35,9 @@ pub(crate) enum KeyProblem {
     NoPemBlock,
     /// A BEGIN line without its END line, or an END for another label.
     Unterminated,
+    /// The "label" of the BEGIN line is not one: key text or control characters that ran into
+    /// it. Never quoted back, as it may be key material.
+    BadLabel,
     /// The body between the markers is not base64.
     BadBase64,
     /// `ENCRYPTED PRIVATE KEY` or a PKCS#1 key with `Proc-Type: 4,ENCRYPTED`.
@@ -204,8 +207,25 @@ fn classify_foreign_label(label: &str) -> KeyProblem {
         "DSA PRIVATE KEY" => KeyProblem::NotRsa("DSA".into()),
         "OPENSSH PRIVATE KEY" => KeyProblem::UnsupportedLabel("OPENSSH PRIVATE KEY".into()),
         "RSA PRIVATE KEY" | "PRIVATE KEY" => KeyProblem::PrivateKey,
-        other => KeyProblem::UnsupportedLabel(other.chars().take(40).collect()),
+        other if is_plausible_label(other) => {
+            KeyProblem::UnsupportedLabel(other.chars().take(40).collect())
+        }
+        _ => KeyProblem::BadLabel,
     }
+}
+
+/// Whether `label` reads like a PEM label ("X9.42 DH PARAMETERS", "SSH2 ENCRYPTED PRIVATE
+/// KEY"): words of 1 to 15 ASCII letters, digits, `.`, `-` or `_`, one space apart. Only such a
+/// label is quoted in messages. Anything else is text that ran into the BEGIN line, such as a
+/// key body whose closing dashes were lost, or control characters; and as no word reaches 16
+/// characters, a quoted label cannot carry a 16-character piece of a base64 key body.
+fn is_plausible_label(label: &str) -> bool {
+    label.split(' ').all(|word| {
+        (1..16).contains(&word.len())
+            && word
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+    })
 }
 
 /// A readable name for the algorithm OIDs people actually put into PKCS#8 files.
@@ -427,6 +447,25 @@ mod tests {
             (
                 "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----",
                 KeyProblem::Malformed("not a PKCS#1 RSAPrivateKey structure"),
+            ),
+            (
+                "-----BEGIN X9.42 DH PARAMETERS-----\nAAAA\n-----END X9.42 DH PARAMETERS-----",
+                KeyProblem::UnsupportedLabel("X9.42 DH PARAMETERS".into()),
+            ),
+            // Never quoted back: control characters, and key text in the label (found while
+            // writing tests/bad_inputs.rs; both were echoed in UnsupportedPem messages).
+            (
+                "-----BEGIN \u{1b}[2J-----\nAAAA\n-----END \u{1b}[2J-----",
+                KeyProblem::BadLabel,
+            ),
+            (
+                "-----BEGIN RSA PRIVATE KEY MIICXQIBAAKBgQCv3L7Ow-----\nAAAA\n\
+                 -----END RSA PRIVATE KEY MIICXQIBAAKBgQCv3L7Ow-----",
+                KeyProblem::BadLabel,
+            ),
+            (
+                "-----BEGIN RSA  PRIVATE KEY-----\nAAAA\n-----END RSA  PRIVATE KEY-----",
+                KeyProblem::BadLabel,
             ),
         ] {
             assert_eq!(decode_private_key_pem(pem).err(), Some(problem), "{pem}");

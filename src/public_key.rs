@@ -67,6 +67,9 @@ impl From<KeyProblem> for PublicKeyError {
             KeyProblem::BadBase64 => Self::InvalidPem {
                 reason: "the body is not base64",
             },
+            KeyProblem::BadLabel => Self::InvalidPem {
+                reason: "the -----BEGIN …----- line is malformed",
+            },
             KeyProblem::Encrypted => Self::NotAPublicKey {
                 found: "an encrypted private key",
             },

@@ -50,21 +50,25 @@ pub enum UidError {
     },
 }
 
-/// A uid quoted for an error message: escaped, and cut to 48 characters so that a huge input
-/// cannot make a huge message.
+/// A uid quoted for an error message: escaped, and cut to 48 characters *after* escaping, so
+/// that neither a huge input nor one of control characters (each escaped to up to 10
+/// characters) can make a huge message.
 #[derive(Clone, PartialEq, Eq)]
 pub struct QuotedUid(String);
 
 impl QuotedUid {
     fn new(uid: &str) -> Self {
         const SHOWN: usize = 48;
-        let mut quoted: String = uid
-            .chars()
-            .take(SHOWN)
-            .flat_map(char::escape_debug)
-            .collect();
-        if uid.chars().nth(SHOWN).is_some() {
-            quoted.push('…');
+        let mut quoted = String::new();
+        let mut shown = 0;
+        for c in uid.chars() {
+            let escaped = c.escape_debug();
+            shown += escaped.len();
+            if shown > SHOWN {
+                quoted.push('…');
+                break;
+            }
+            quoted.extend(escaped);
         }
         Self(quoted)
     }
@@ -184,5 +188,29 @@ mod tests {
         assert!(msg.len() < 200, "{msg}");
         let msg = check_uid("a\"b\u{7}c").unwrap_err().to_string();
         assert!(msg.contains(r#""a\"b\u{7}c""#), "{msg}");
+    }
+
+    #[test]
+    fn escaped_control_characters_do_not_make_long_messages() {
+        // Found by the `uid` fuzz target: 32 characters U+001E, each escaped to `\u{1e}`, made
+        // a 318-character message. The cut now counts escaped characters.
+        let uid = "\u{1e}".repeat(32);
+        let msg = check_uid(&uid).unwrap_err().to_string();
+        assert!(
+            msg.chars().count() < 200,
+            "{} chars: {msg}",
+            msg.chars().count()
+        );
+        let UidError::InvalidCharacter { uid: quoted, .. } = check_uid(&uid).unwrap_err() else {
+            panic!("expected InvalidCharacter");
+        };
+        assert_eq!(quoted.as_str(), format!("{}…", "\\u{1e}".repeat(8)));
+        // 48 plain characters are still shown whole; from 49 on they are cut to 48.
+        let at_limit = format!("{} ", "x".repeat(47));
+        assert_eq!(QuotedUid::new(&at_limit).as_str(), at_limit);
+        assert_eq!(
+            QuotedUid::new(&"x".repeat(49)).as_str(),
+            format!("{}…", "x".repeat(48))
+        );
     }
 }

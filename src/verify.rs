@@ -70,12 +70,20 @@ pub enum VerifyError {
     },
 }
 
-/// Shorten untrusted text for an error message.
+/// Shorten untrusted text for an error message, which shows it escaped (`{:?}`): keep as many
+/// characters as fit in 64 once escaped, so that control characters (escaped to up to 10
+/// characters each) cannot make a long message.
 fn shorten(text: &str) -> String {
     const SHOWN: usize = 64;
-    let mut out: String = text.chars().take(SHOWN).collect();
-    if text.chars().nth(SHOWN).is_some() {
-        out.push('…');
+    let mut out = String::new();
+    let mut shown = 0;
+    for c in text.chars() {
+        shown += c.escape_debug().len();
+        if shown > SHOWN {
+            out.push('…');
+            break;
+        }
+        out.push(c);
     }
     out
 }
@@ -226,5 +234,44 @@ impl Verifier {
             });
         }
         Ok(ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shorten_counts_escaped_characters() {
+        assert_eq!(shorten("318ac0e6"), "318ac0e6");
+        assert_eq!(shorten(&"k".repeat(64)), "k".repeat(64));
+        assert_eq!(shorten(&"k".repeat(65)), format!("{}…", "k".repeat(64)));
+        // `\u{12}` is 6 characters escaped: 10 of them fit in 64.
+        assert_eq!(
+            shorten(&"\u{12}".repeat(64)),
+            format!("{}…", "\u{12}".repeat(10))
+        );
+    }
+
+    #[test]
+    fn a_key_id_of_control_characters_makes_a_short_message() {
+        // Found by the ticket_verify fuzz target: a key id of 64 control characters made a
+        // 402-character UnknownKeyId message.
+        let creds = Credentials::from_file("fixtures/tcb_custom_login.json").unwrap();
+        let issuer = crate::Issuer::builder(creds.clone())
+            .fixed_now_ms(1_758_597_487_691)
+            .build()
+            .unwrap();
+        let ticket = issuer.create_ticket("user_0001").unwrap();
+        let (_, jwt) = ticket.split_once("/@@/").unwrap();
+        let forged = format!("{}/@@/{jwt}", "\u{12}".repeat(64));
+        let err = Verifier::new(&creds).verify(&forged).unwrap_err();
+        assert!(matches!(err, VerifyError::UnknownKeyId { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.chars().count() < 200,
+            "{} chars: {msg}",
+            msg.chars().count()
+        );
     }
 }
