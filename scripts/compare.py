@@ -97,6 +97,17 @@ for i in range({count}):
     return elapsed, rss_kib / 1024
 
 
+def single_ticket_ms(binary, runs=50):
+    """Wall time of one `cloudbase-ticket issue --uid …` process: what a shell harness pays per call."""
+    times = []
+    for i in range(runs):
+        start = time.monotonic()
+        subprocess.run([binary, "issue", "--credentials", KEYS[1024], "--uid", f"user_{i:04d}"],
+                       cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        times.append((time.monotonic() - start) * 1000)
+    return statistics.median(times)
+
+
 def svg_chart(results, cores, path):
     """A grouped bar chart, hand-written SVG (no plotting library needed)."""
     groups = [(bits, t) for bits in (1024, 2048) for t in (1, cores)]
@@ -185,6 +196,7 @@ def main():
         secs, rss = bulk(args.binary, count, cores)
         bulk_rows.append({"uids": count, "seconds": round(secs, 2), "tickets_per_sec": round(count / secs), "peak_rss_mib": round(rss, 1)})
     results["bulk"] = bulk_rows
+    results["single_issue_process_ms"] = single_ticket_ms(args.binary)
 
     lines = [f"Measured {results['date']} on {platform.machine()}, {cores} cores; median of {args.rounds} interleaved rounds of {args.seconds:g} s.", "",
              "| key | threads | openssl speed sign/s | cloudbase-ticket tickets/s | node-sdk tickets/s | ours / openssl | ours / node-sdk | p50 / p99 µs |",
@@ -204,6 +216,7 @@ def main():
     for row in bulk_rows:
         lines.append(f"- bulk `issue --uids -` of {row['uids']:,} uids on {cores} threads: {row['seconds']} s "
                      f"({row['tickets_per_sec']:,} tickets/s), peak RSS {row['peak_rss_mib']} MiB")
+    lines.append(f"- one `cloudbase-ticket issue --uid` process, start to exit: {results['single_issue_process_ms']:.1f} ms (median of 50)")
     table = "\n".join(lines)
     print(table)
 
