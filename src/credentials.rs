@@ -148,6 +148,14 @@ pub enum CredentialsError {
         /// What was found instead ("a number", …).
         found: &'static str,
     },
+    /// `private_key_id` cannot prefix a ticket unambiguously.
+    #[error("{origin}: field `private_key_id` {reason}")]
+    InvalidKeyId {
+        /// Where the input came from.
+        origin: CredentialsSource,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// [`CREDENTIALS_ENV`] holds neither JSON nor base64 of JSON.
     #[error("{origin}: neither a JSON object nor base64 of one")]
     NotJsonOrBase64 {
@@ -308,6 +316,7 @@ impl CredentialsError {
             | Self::MissingField { origin, .. }
             | Self::EmptyField { origin, .. }
             | Self::FieldNotString { origin, .. }
+            | Self::InvalidKeyId { origin, .. }
             | Self::NotJsonOrBase64 { origin }
             | Self::NoPemBlock { origin }
             | Self::InvalidPem { origin, .. }
@@ -538,7 +547,7 @@ impl Credentials {
         env_id: Option<&str>,
     ) -> Result<Self, CredentialsError> {
         let origin = CredentialsSource::Parts;
-        if private_key_id.is_empty() {
+        if private_key_id.trim().is_empty() {
             return Err(CredentialsError::EmptyField {
                 origin,
                 field: "private_key_id",
@@ -585,6 +594,7 @@ impl Credentials {
     }
 
     fn from_raw(raw: RawCredentials, origin: CredentialsSource) -> Result<Self, CredentialsError> {
+        check_key_id(&raw.private_key_id, &origin)?;
         let pkcs1 = key::decode_private_key_pem(&raw.private_key)
             .map_err(|p| CredentialsError::from_key_problem(origin.clone(), p))?;
         let key = signer::PrivateKey::load(pkcs1, Backend::default())
@@ -713,6 +723,30 @@ pub enum GenerateError {
     #[error("key generation failed in the signing backend")]
     Failed,
 }
+
+/// The key id prefixes every ticket, before `/@@/`: an id that contains the separator, has
+/// surrounding whitespace or control characters yields tickets that no verifier (CloudBase's or
+/// this crate's) parses back to the same id, so it is refused here rather than at sign-in.
+fn check_key_id(key_id: &str, origin: &CredentialsSource) -> Result<(), CredentialsError> {
+    let reason = if key_id.contains(crate::ticket::SEPARATOR) {
+        "contains \"/@@/\", the ticket separator"
+    } else if key_id.trim() != key_id {
+        "has leading or trailing whitespace"
+    } else if key_id.chars().any(char::is_control) {
+        "contains control characters"
+    } else if key_id.len() > MAX_KEY_ID_LEN {
+        "is longer than 256 bytes"
+    } else {
+        return Ok(());
+    };
+    Err(CredentialsError::InvalidKeyId {
+        origin: origin.clone(),
+        reason,
+    })
+}
+
+/// Longest `private_key_id` accepted (the console's are 36-character UUIDs).
+const MAX_KEY_ID_LEN: usize = 256;
 
 #[cfg(unix)]
 fn file_mode(meta: &std::fs::Metadata) -> Option<u32> {

@@ -328,3 +328,27 @@ fn generated_credentials_issue_verifiable_tickets() {
     assert!(Credentials::generate("env", 1000).is_err());
     assert!(Credentials::generate("", 1024).is_err());
 }
+
+#[test]
+fn key_ids_that_cannot_prefix_a_ticket_are_refused() {
+    let (_, pem, env) = main_fields();
+    for (id, reason) in [
+        ("abc/@@/def", "ticket separator"),
+        (" 318ac0e6", "whitespace"),
+        ("318ac0e6\t", "whitespace"),
+        ("318a\u{1b}[31mc0e6", "control characters"),
+    ] {
+        let json = serde_json::json!({"private_key_id": id, "private_key": pem, "env_id": env})
+            .to_string();
+        let err = Credentials::from_json(&json).unwrap_err();
+        assert!(
+            matches!(err, CredentialsError::InvalidKeyId { .. }),
+            "{id:?}: {err:?}"
+        );
+        assert!(err.to_string().contains(reason), "{err}");
+        assert!(!err.to_string().contains('\u{1b}'), "the id is not echoed");
+    }
+    let long = "k".repeat(257);
+    let err = Credentials::from_parts(&long, &pem, Some(&env)).unwrap_err();
+    assert!(matches!(err, CredentialsError::InvalidKeyId { .. }));
+}

@@ -232,13 +232,11 @@ fn check_loaded(what: &str, result: &Result<Credentials, CredentialsError>) {
         "{what}: loaded a {}-bit key",
         creds.key_bits()
     );
-    if creds.private_key_id().trim() != creds.private_key_id()
-        || creds.private_key_id().contains("/@@/")
-    {
-        // Such a key id cannot be told apart from the ticket around it; tickets made with it
-        // do not parse back to it (see the fuzzing notes in fuzz/README.md).
-        return;
-    }
+    assert!(
+        creds.private_key_id().trim() == creds.private_key_id()
+            && !creds.private_key_id().contains("/@@/"),
+        "{what}: a key id that cannot prefix a ticket was accepted"
+    );
     // A key that loads signs tickets that verify, identically on every backend.
     let issuer = match Issuer::builder(creds.clone())
         .fixed_now_ms(SEED_NOW_MS)
