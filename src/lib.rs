@@ -68,6 +68,11 @@ pub use uid::{
 };
 pub use verify::{DEFAULT_SKEW_MS, Verifier, VerifyError};
 
+// The README's Rust examples compile and run as doc tests (with every feature on).
+#[cfg(all(doctest, feature = "client", feature = "emulator"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Hooks for this crate's criterion benchmarks. Not part of the API: no stability promise.
 #[doc(hidden)]
 pub mod __bench {
