@@ -48,6 +48,7 @@ mod issuer;
 mod key;
 mod public_key;
 mod signer;
+mod text;
 pub mod ticket;
 mod uid;
 mod verify;

@@ -58,19 +58,12 @@ pub struct QuotedUid(String);
 
 impl QuotedUid {
     fn new(uid: &str) -> Self {
-        const SHOWN: usize = 48;
-        let mut quoted = String::new();
-        let mut shown = 0;
-        for c in uid.chars() {
-            let escaped = c.escape_debug();
-            shown += escaped.len();
-            if shown > SHOWN {
-                quoted.push('…');
-                break;
-            }
-            quoted.extend(escaped);
-        }
-        Self(quoted)
+        Self(
+            crate::text::truncate_escaped(uid, 48)
+                .chars()
+                .flat_map(char::escape_debug)
+                .collect(),
+        )
     }
 
     /// The escaped, possibly shortened text (without the quotes).

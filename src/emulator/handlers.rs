@@ -241,11 +241,7 @@ fn check_client_id(state: &AppState, client_id: Option<&str>) -> Result<(), Fail
 }
 
 fn shorten(text: &str) -> String {
-    let mut out: String = text.chars().take(64).collect();
-    if text.chars().nth(64).is_some() {
-        out.push('…');
-    }
-    out
+    crate::text::truncate_escaped(text, 64)
 }
 
 fn query(q: Result<Query<ClientQuery>, QueryRejection>) -> Result<ClientQuery, Failure> {

@@ -1,0 +1,40 @@
+//! Untrusted text in messages (uids, key ids, env ids, algorithm names): cut so that its
+//! escaped form stays short, whatever characters it holds.
+
+/// The longest prefix of `text` whose `escape_debug` form fits in `max_escaped` characters,
+/// followed by `…` when something was cut. Counting the escaped form matters: a control
+/// character escapes to up to 10 characters (`\u{10ffff}`), so cutting by characters alone let
+/// 64 of them make a 400-character message (found by fuzzing).
+pub(crate) fn truncate_escaped(text: &str, max_escaped: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_escaped + 3));
+    let mut shown = 0;
+    for c in text.chars() {
+        shown += c.escape_debug().len();
+        if shown > max_escaped {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate_escaped;
+
+    #[test]
+    fn counts_the_escaped_length() {
+        assert_eq!(truncate_escaped("318ac0e6", 64), "318ac0e6");
+        assert_eq!(truncate_escaped(&"k".repeat(64), 64), "k".repeat(64));
+        assert_eq!(
+            truncate_escaped(&"k".repeat(65), 64),
+            format!("{}…", "k".repeat(64))
+        );
+        // `\u{12}` is 6 characters escaped: 10 of them fit in 64.
+        assert_eq!(
+            truncate_escaped(&"\u{12}".repeat(64), 64),
+            format!("{}…", "\u{12}".repeat(10))
+        );
+    }
+}
