@@ -135,6 +135,37 @@ fn forge(ticket: &str) -> String {
     format!("{head}.{}", sig.into_iter().collect::<String>())
 }
 
+/// Run `scripts/node/interop-oauth.js` (the official `@cloudbase/oauth` client) against the
+/// emulator at `url`, and return the JSON report it prints last.
+fn official_client(
+    node_modules: &std::path::Path,
+    url: &str,
+    env: &str,
+    ticket: &str,
+    ticket_again: &str,
+) -> serde_json::Value {
+    let out = output_within(
+        Command::new("node")
+            .arg(common::fixture("scripts/node/interop-oauth.js"))
+            .env("NODE_PATH", node_modules)
+            .env("API_ORIGIN", url)
+            .env("ENV_ID", env)
+            .env("TICKET", ticket)
+            .env("TICKET_AGAIN", ticket_again)
+            .env("FORGED_TICKET", forge(ticket)),
+        NODE_LIMIT,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "interop script failed:\n{stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains(ticket), "the script never prints tickets");
+    let line = stdout.lines().last().unwrap_or_default().to_string();
+    serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
 #[test]
 fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     let Some(node_modules) = common::node_modules() else {
@@ -147,29 +178,13 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
 
     let server = Serve::start(&state);
     let ticket = issue("interop_user_1");
-    let run = |ticket_again: &str| {
-        let out = output_within(
-            Command::new("node")
-                .arg(common::fixture("scripts/node/interop-oauth.js"))
-                .env("NODE_PATH", &node_modules)
-                .env("API_ORIGIN", &server.url)
-                .env("ENV_ID", &env)
-                .env("TICKET", &ticket)
-                .env("TICKET_AGAIN", ticket_again)
-                .env("FORGED_TICKET", forge(&ticket)),
-            NODE_LIMIT,
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-        assert!(
-            out.status.success(),
-            "interop script failed:\n{stdout}\n{stderr}"
-        );
-        assert!(!stdout.contains(&ticket), "the script never prints tickets");
-        let line = stdout.lines().last().unwrap_or_default().to_string();
-        serde_json::from_str::<serde_json::Value>(&line).unwrap_or_else(|e| panic!("{e}: {stdout}"))
-    };
-    let report = run(&issue("interop_user_1"));
+    let report = official_client(
+        &node_modules,
+        &server.url,
+        &env,
+        &ticket,
+        &issue("interop_user_1"),
+    );
 
     let sub = report["sub"].as_str().expect("sub").to_string();
     assert_eq!(sub.len(), 19);
@@ -229,24 +244,7 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     // A second run on the same state: the official client gets the same user.
     let server = Serve::start(&state);
     let ticket = issue("interop_user_1");
-    let out = output_within(
-        Command::new("node")
-            .arg(common::fixture("scripts/node/interop-oauth.js"))
-            .env("NODE_PATH", &node_modules)
-            .env("API_ORIGIN", &server.url)
-            .env("ENV_ID", &env)
-            .env("TICKET", &ticket)
-            .env("TICKET_AGAIN", &ticket)
-            .env("FORGED_TICKET", forge(&ticket)),
-        NODE_LIMIT,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    let report = official_client(&node_modules, &server.url, &env, &ticket, &ticket);
     assert_eq!(report["sub"], sub.as_str(), "same user after a restart");
     assert!(server.stop().success());
     std::fs::remove_dir_all(&dir).unwrap();

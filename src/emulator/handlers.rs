@@ -1,7 +1,7 @@
 //! Routes, handlers and CloudBase-shaped errors.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -179,6 +179,22 @@ fn json_response<T: Serialize>(value: &T) -> Response {
     }
 }
 
+/// Count the outcome of a handler (a success on `successes`, a failure on the error counter)
+/// and turn it into a response.
+fn counted(
+    state: &AppState,
+    successes: &AtomicU64,
+    outcome: Result<Response, Failure>,
+) -> Response {
+    match outcome {
+        Ok(response) => {
+            successes.fetch_add(1, Ordering::Relaxed);
+            response
+        }
+        Err(failure) => fail(state, failure),
+    }
+}
+
 /// Count a failure and turn it into a response.
 fn fail(state: &AppState, failure: Failure) -> Response {
     state.stats.errors.fetch_add(1, Ordering::Relaxed);
@@ -286,13 +302,11 @@ async fn sign_in_custom(
     q: Result<Query<ClientQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match sign_in_inner(&state, q, body) {
-        Ok(response) => {
-            state.stats.sign_ins.fetch_add(1, Ordering::Relaxed);
-            response
-        }
-        Err(failure) => fail(&state, failure),
-    }
+    counted(
+        &state,
+        &state.stats.sign_ins,
+        sign_in_inner(&state, q, body),
+    )
 }
 
 fn sign_in_inner(
@@ -372,13 +386,7 @@ async fn token(
     q: Result<Query<ClientQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match token_inner(&state, q, body) {
-        Ok(response) => {
-            state.stats.refreshes.fetch_add(1, Ordering::Relaxed);
-            response
-        }
-        Err(failure) => fail(&state, failure),
-    }
+    counted(&state, &state.stats.refreshes, token_inner(&state, q, body))
 }
 
 fn token_inner(
@@ -448,13 +456,11 @@ struct GroupAnswer {
 }
 
 async fn user_me(State(state): State<Shared>, headers: HeaderMap) -> Response {
-    match user_me_inner(&state, &headers) {
-        Ok(response) => {
-            state.stats.user_me.fetch_add(1, Ordering::Relaxed);
-            response
-        }
-        Err(failure) => fail(&state, failure),
-    }
+    counted(
+        &state,
+        &state.stats.user_me,
+        user_me_inner(&state, &headers),
+    )
 }
 
 fn user_me_inner(state: &AppState, headers: &HeaderMap) -> Result<Response, Failure> {
