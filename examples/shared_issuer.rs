@@ -12,7 +12,7 @@ use cloudbase_ticket::{Credentials, Issuer, Verifier};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let credentials = Credentials::from_file("fixtures/tcb_custom_login.json")?;
-    let verifier = Verifier::new(&credentials);
+    let verifier = Verifier::new(&credentials)?;
     let issuer = Arc::new(Issuer::new(credentials)?);
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let per_thread = 2_000;

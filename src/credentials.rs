@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 use zeroize::Zeroizing;
 
 use crate::key::{self, KeyProblem};
+use crate::public_key::PublicKey;
 use crate::signer::{self, Backend};
 
 /// Environment variable holding the whole credentials JSON, or base64 of it.
@@ -161,6 +162,20 @@ pub enum CredentialsError {
     NotJsonOrBase64 {
         /// The variable.
         origin: CredentialsSource,
+    },
+    /// [`CREDENTIALS_ENV`] holds a file path (it is loaded when the file exists), and no file
+    /// is there.
+    #[error(
+        "environment variable {variable} holds a file path, {}, and no file is there; the \
+         variable holds the JSON of tcb_custom_login.json (or its base64): set it to the file's \
+         content, or pass the file with --credentials FILE",
+        path.display()
+    )]
+    EnvHoldsMissingPath {
+        /// The variable.
+        variable: &'static str,
+        /// The path it holds.
+        path: PathBuf,
     },
     /// None of the credentials variables is set.
     #[error(
@@ -308,6 +323,7 @@ impl CredentialsError {
             | Self::FileUnreadable { path, .. }
             | Self::IsDirectory { path } => Some(CredentialsSource::File(path.clone())),
             Self::NotInEnvironment => None,
+            Self::EnvHoldsMissingPath { variable, .. } => Some(CredentialsSource::Env(variable)),
             Self::TooLarge { origin }
             | Self::NotUtf8 { origin }
             | Self::InvalidJson { origin, .. }
@@ -350,7 +366,7 @@ impl CredentialsError {
 pub struct Credentials {
     private_key_id: String,
     env_id: Option<String>,
-    key: Arc<signer::PrivateKey>,
+    key: Arc<signer::SigningKey>,
     source: CredentialsSource,
     file_mode: Option<u32>,
 }
@@ -380,7 +396,7 @@ impl Credentials {
     /// Load the console's `tcb_custom_login.json` from `path`.
     ///
     /// On Unix, a file readable by group or others still loads; see
-    /// [`Credentials::permission_warning`].
+    /// [`Credentials::warnings`].
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, CredentialsError> {
         let path = path.as_ref();
         let origin = CredentialsSource::File(path.to_path_buf());
@@ -441,8 +457,10 @@ impl Credentials {
         Self::from_raw(raw, origin)
     }
 
-    /// Load from the process environment: [`CREDENTIALS_ENV`] (JSON, or base64 of it) if set
-    /// and non-empty, else [`PRIVATE_KEY_ID_ENV`], [`PRIVATE_KEY_ENV`] and [`ENV_ID_ENV`].
+    /// Load from the process environment: [`CREDENTIALS_ENV`] if set and non-empty (the JSON,
+    /// base64 of it, or, when it looks like a file path, the file it names), else
+    /// [`PRIVATE_KEY_ID_ENV`], [`PRIVATE_KEY_ENV`] and [`ENV_ID_ENV`] (optional: without it,
+    /// give the env to the issuer or verifier).
     pub fn from_env() -> Result<Self, CredentialsError> {
         Self::from_env_with(|name| std::env::var_os(name))
     }
@@ -487,12 +505,29 @@ impl Credentials {
             let trimmed = value.trim().trim_start_matches('\u{feff}');
             let raw = if trimmed.starts_with('{') {
                 parse_json_object(trimmed, &origin)?
+            } else if looks_like_path(trimmed) && Path::new(trimmed).is_file() {
+                // A file path kept in the variable by habit: load the file it names.
+                return Self::from_file(trimmed);
             } else {
-                let decoded = decode_base64_env(trimmed).ok_or_else(|| {
-                    CredentialsError::NotJsonOrBase64 {
-                        origin: origin.clone(),
+                let not_base64 = || {
+                    if looks_like_path(trimmed) {
+                        CredentialsError::EnvHoldsMissingPath {
+                            variable: CREDENTIALS_ENV,
+                            path: PathBuf::from(trimmed),
+                        }
+                    } else {
+                        CredentialsError::NotJsonOrBase64 {
+                            origin: origin.clone(),
+                        }
                     }
-                })?;
+                };
+                let decoded = match decode_base64_env(trimmed) {
+                    Some(_) if trimmed.to_ascii_lowercase().ends_with(".json") => {
+                        return Err(not_base64());
+                    }
+                    Some(decoded) => decoded,
+                    None => return Err(not_base64()),
+                };
                 let text = std::str::from_utf8(&decoded).map_err(|_| {
                     CredentialsError::NotJsonOrBase64 {
                         origin: origin.clone(),
@@ -583,7 +618,7 @@ impl Credentials {
         let backend = Backend::default();
         let der = signer::generate_pkcs1_der(bits, backend).map_err(|_| GenerateError::Failed)?;
         let pkcs1 = key::Pkcs1PrivateKey::from_der(der).map_err(|_| GenerateError::Failed)?;
-        let key = signer::PrivateKey::load(pkcs1, backend).map_err(|_| GenerateError::Failed)?;
+        let key = signer::SigningKey::load(pkcs1, backend).map_err(|_| GenerateError::Failed)?;
         Ok(Self {
             private_key_id: uuid::Uuid::new_v4().to_string(),
             env_id: Some(env_id.to_string()),
@@ -597,7 +632,7 @@ impl Credentials {
         check_key_id(&raw.private_key_id, &origin)?;
         let pkcs1 = key::decode_private_key_pem(&raw.private_key)
             .map_err(|p| CredentialsError::from_key_problem(origin.clone(), p))?;
-        let key = signer::PrivateKey::load(pkcs1, Backend::default())
+        let key = signer::SigningKey::load(pkcs1, Backend::default())
             .map_err(|p| CredentialsError::from_key_problem(origin.clone(), p))?;
         Ok(Self {
             private_key_id: raw.private_key_id,
@@ -649,31 +684,41 @@ impl Credentials {
         &self.source
     }
 
-    /// On Unix, a warning when the credentials file is readable or writable by group or others
-    /// (mode & 0o077 ≠ 0); `None` otherwise and for other sources.
-    pub fn permission_warning(&self) -> Option<String> {
-        let mode = self.file_mode?;
-        if mode & 0o077 == 0 {
-            return None;
+    /// What is legal but unsafe about these credentials, for the application to report: on
+    /// Unix, a key file readable or writable by group or others (mode `& 0o077 != 0`).
+    ///
+    /// ```
+    /// use cloudbase_ticket::Credentials;
+    /// use cloudbase_ticket::credentials::CredentialsWarning;
+    ///
+    /// let creds = Credentials::from_file("fixtures/tcb_custom_login.json")?;
+    /// for warning in creds.warnings() {
+    ///     let CredentialsWarning::LooseFilePermissions { path, mode } = &warning else { continue };
+    ///     eprintln!("warning: {warning} (run: chmod 600 {})", path.display());
+    ///     assert_ne!(mode & 0o077, 0);
+    /// }
+    /// # Ok::<(), cloudbase_ticket::CredentialsError>(())
+    /// ```
+    pub fn warnings(&self) -> Vec<CredentialsWarning> {
+        let mut warnings = Vec::new();
+        if let (Some(mode), CredentialsSource::File(path)) = (self.file_mode, &self.source)
+            && mode & 0o077 != 0
+        {
+            warnings.push(CredentialsWarning::LooseFilePermissions {
+                path: path.clone(),
+                mode: mode & 0o777,
+            });
         }
-        let CredentialsSource::File(path) = &self.source else {
-            return None;
-        };
-        Some(format!(
-            "warning: credentials file {} is accessible by group or others (mode {:o}); run: chmod 600 {}",
-            path.display(),
-            mode & 0o777,
-            path.display()
-        ))
+        warnings
     }
 
     /// The public half of the key, for verifying tickets.
-    pub fn public_key(&self) -> crate::PublicKey {
-        crate::PublicKey::from_parts_with_backend(self.key.public_parts(), self.key.backend())
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::from_parts_with_backend(self.key.public_parts(), self.key.backend())
             .expect("the public half of a checked private key loads")
     }
 
-    pub(crate) fn signing_key(&self) -> &Arc<signer::PrivateKey> {
+    pub(crate) fn signing_key(&self) -> &Arc<signer::SigningKey> {
         &self.key
     }
 
@@ -724,6 +769,62 @@ pub enum GenerateError {
     Failed,
 }
 
+/// Something legal but unsafe about loaded credentials; see [`Credentials::warnings`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsWarning {
+    /// The key file can be read or written by group or others.
+    #[error(
+        "credentials file {} is readable or writable by group or others (mode {mode:o}); it holds a private key",
+        path.display()
+    )]
+    LooseFilePermissions {
+        /// The file.
+        path: PathBuf,
+        /// Its permission bits (`& 0o777`).
+        mode: u32,
+    },
+}
+
+/// The message for credentials without `env_id` when no env was given: where to put the env,
+/// worded for where the credentials came from.
+pub(crate) struct NoEnvHint<'a>(pub(crate) &'a CredentialsSource);
+
+impl fmt::Display for NoEnvHint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const EXPLICIT: &str = "give the env explicitly (--env ENV on the command line, \
+             `.env(..)` in the library)";
+        match self.0 {
+            CredentialsSource::Env(name)
+                if *name == PRIVATE_KEY_ENV || *name == PRIVATE_KEY_ID_ENV =>
+            {
+                write!(
+                    f,
+                    "no env: {ENV_ID_ENV} is not set (read {PRIVATE_KEY_ID_ENV}, {PRIVATE_KEY_ENV} \
+                 and {ENV_ID_ENV}); set it to your env id, or {EXPLICIT}"
+                )
+            }
+            CredentialsSource::Env(name) => write!(
+                f,
+                "no env: the JSON in environment variable {name} has no `env_id` (a key made \
+                 before CloudBase added it); add \"env_id\" to it, or {EXPLICIT}"
+            ),
+            CredentialsSource::File(path) => write!(
+                f,
+                "no env: credentials file {} has no `env_id` (a key made before CloudBase added \
+                 it); add \"env_id\": \"<your env id>\" to the file, {EXPLICIT}, or download a \
+                 new key from the console",
+                path.display()
+            ),
+            CredentialsSource::Json | CredentialsSource::Parts => write!(
+                f,
+                "no env: the credentials have no `env_id` (a key made before CloudBase added \
+                 it); {EXPLICIT}"
+            ),
+        }
+    }
+}
+
 /// The key id prefixes every ticket, before `/@@/`: an id that contains the separator, has
 /// surrounding whitespace or control characters yields tickets that no verifier (CloudBase's or
 /// this crate's) parses back to the same id, so it is refused here rather than at sign-in.
@@ -757,6 +858,16 @@ fn file_mode(meta: &std::fs::Metadata) -> Option<u32> {
 #[cfg(not(unix))]
 fn file_mode(_meta: &std::fs::Metadata) -> Option<u32> {
     None
+}
+
+/// Whether the value of [`CREDENTIALS_ENV`] reads as a file path: it starts with `/`, `.`,
+/// `~` or `\`, or a drive letter, or ends with `.json`. (Base64 of a JSON object starts with
+/// `e`, the base64 of `{`, so it is loaded as a path only when the file exists, and called a
+/// missing path only when it is not base64 of JSON.)
+fn looks_like_path(value: &str) -> bool {
+    value.starts_with(['/', '.', '~', '\\'])
+        || value.to_ascii_lowercase().ends_with(".json")
+        || value.as_bytes().get(1..3) == Some(b":\\")
 }
 
 /// Base64 of the JSON, as CloudBase's deploy tooling forces some users to ship it: standard or

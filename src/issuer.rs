@@ -3,11 +3,11 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::credentials::{Credentials, CredentialsError};
+use crate::clock::{Clock, FixedClock, SystemClock};
+use crate::credentials::{Credentials, CredentialsError, CredentialsSource};
 use crate::signer::{self, Backend};
-use crate::ticket::{self, ClaimsRef};
+use crate::ticket::{self, ClaimsRef, TicketWarning};
 use crate::uid::{UidError, check_uid};
 
 /// Lifetime of a ticket: `exp = iat + 600_000` ms (10 minutes), as in node-sdk.
@@ -21,38 +21,6 @@ pub const DEFAULT_EXPIRE_AFTER_MS: u64 = 7 * 24 * 3600 * 1000;
 pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 /// The smallest key size the strict option accepts.
 pub const STRICT_MIN_KEY_BITS: usize = 2048;
-
-/// A source of "now" in milliseconds since the Unix epoch.
-///
-/// The default is [`SystemClock`]; tests and harnesses pin time with [`FixedClock`] to get
-/// reproducible tickets.
-pub trait Clock: Send + Sync {
-    /// Milliseconds since 1970-01-01T00:00:00Z.
-    fn now_ms(&self) -> u64;
-}
-
-/// The system clock, in milliseconds (what node's `Date.now()` returns).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0)
-    }
-}
-
-/// A clock stopped at a given millisecond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FixedClock(pub u64);
-
-impl Clock for FixedClock {
-    fn now_ms(&self) -> u64 {
-        self.0
-    }
-}
 
 /// Optional ticket fields, as node-sdk's `createTicket(uid, { refresh, expire })`.
 ///
@@ -95,22 +63,48 @@ impl TicketOptions {
     pub fn expire_ms(&self) -> Option<u64> {
         self.expire_ms
     }
+
+    /// Values that are legal but almost certainly a unit mistake, for a backend to log: a
+    /// `refresh` under one minute (seconds given where milliseconds belong). Tickets are still
+    /// issued with them. (An `expire` before "now" is not a warning but an error when issuing,
+    /// [`TicketError::ExpireBeforeIssue`].)
+    ///
+    /// ```
+    /// use cloudbase_ticket::TicketOptions;
+    /// use cloudbase_ticket::ticket::TicketWarning;
+    ///
+    /// let options = TicketOptions::new().with_refresh_ms(3600); // one hour in seconds: wrong unit
+    /// assert_eq!(
+    ///     options.warnings(),
+    ///     [TicketWarning::RefreshUnderOneMinute { refresh_ms: 3600 }]
+    /// );
+    /// assert!(TicketOptions::new().with_refresh_ms(3_600_000).warnings().is_empty());
+    /// ```
+    pub fn warnings(&self) -> Vec<TicketWarning> {
+        self.refresh_ms
+            .and_then(ticket::refresh_warning)
+            .into_iter()
+            .collect()
+    }
 }
 
 /// Why an [`Issuer`] could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum IssuerError {
-    /// The credentials have no `env_id` (keys made before CloudBase added it).
-    #[error(
-        "private key {key_id} has no env_id; download a new custom-login key from the CloudBase console"
-    )]
-    NoEnvId {
-        /// The key's id.
-        key_id: String,
+    /// No env was given and the credentials have no `env_id` (keys made before CloudBase added
+    /// it). Give the env explicitly: [`IssuerBuilder::env`] or [`IssuerBuilder::current_env`].
+    /// (node-sdk refuses such keys outright; this crate issues with them once the env is known.)
+    #[error("{}", crate::credentials::NoEnvHint(origin))]
+    NoEnv {
+        /// Where the credentials without `env_id` came from.
+        origin: CredentialsSource,
     },
-    /// The env asked for is not the key's env.
-    #[error("the key belongs to env \"{key_env}\", not to the env \"{env}\" asked for")]
+    /// The env asked for is not the key's `env_id`.
+    #[error(
+        "the key belongs to env \"{key_env}\", not to the env \"{env}\" asked for; use that env's \
+         key file (tcb_custom_login.json), or issue for \"{key_env}\""
+    )]
     EnvMismatch {
         /// The env asked for.
         env: String,
@@ -157,6 +151,16 @@ pub enum TicketError {
         /// The value given.
         value: u64,
     },
+    /// `expire`, the absolute end of the login session, is before the ticket's `iat` (now): a
+    /// duration was given where a time belongs. node-sdk issues such tickets (sessions that
+    /// ended in 1970); this crate refuses them.
+    #[error("{}", ticket::ExpireHint { expire_ms: *expire_ms, iat_ms: *now_ms, iat_word: "now" })]
+    ExpireBeforeIssue {
+        /// The `expire` given, ms.
+        expire_ms: u64,
+        /// The ticket's `iat`: the clock's now, ms.
+        now_ms: u64,
+    },
     /// The signing backend failed (out of memory, or a fault detected by AWS-LC's self-check).
     #[error("the signing backend failed to sign the ticket")]
     SigningFailed,
@@ -191,14 +195,17 @@ impl fmt::Debug for IssuerBuilder {
 }
 
 impl IssuerBuilder {
-    /// Issue for `env`, which must equal the key's `env_id` (node-sdk's `init({ env })`).
+    /// Issue for `env` (node-sdk's `init({ env })`). It must equal the key's `env_id` when the
+    /// key has one; for old keys without `env_id` it is how the env is given (node-sdk refuses
+    /// those keys; this crate issues with them).
     pub fn env(mut self, env: impl Into<String>) -> Self {
         self.env = EnvChoice::Explicit(env.into());
         self
     }
 
     /// Issue for the "current env": `TCB_ENV`, else `SCF_NAMESPACE`, read when
-    /// [`build`](Self::build) runs (node-sdk's `SYMBOL_CURRENT_ENV`).
+    /// [`build`](Self::build) runs (node-sdk's `SYMBOL_CURRENT_ENV`). Same rules as
+    /// [`env`](Self::env).
     pub fn current_env(self) -> Self {
         self.current_env_with(|name| std::env::var_os(name))
     }
@@ -235,11 +242,16 @@ impl IssuerBuilder {
     /// Check the configuration and build the issuer.
     pub fn build(self) -> Result<Issuer, IssuerError> {
         let creds = self.credentials;
-        let key_env = creds.env_id().ok_or_else(|| IssuerError::NoEnvId {
-            key_id: creds.private_key_id().to_string(),
-        })?;
+        let key_env = creds.env_id();
         let env = match self.env {
-            EnvChoice::FromCredentials => key_env.to_string(),
+            EnvChoice::FromCredentials => match key_env {
+                Some(env) => env.to_string(),
+                None => {
+                    return Err(IssuerError::NoEnv {
+                        origin: creds.source().clone(),
+                    });
+                }
+            },
             EnvChoice::Explicit(env) if env.is_empty() => return Err(IssuerError::EmptyEnv),
             EnvChoice::Explicit(env) => env,
             EnvChoice::Current(lookup) => {
@@ -253,7 +265,9 @@ impl IssuerBuilder {
                     .ok_or(IssuerError::CurrentEnvUnset)?
             }
         };
-        if env != key_env {
+        if let Some(key_env) = key_env
+            && env != key_env
+        {
             return Err(IssuerError::EnvMismatch {
                 env,
                 key_env: key_env.to_string(),
@@ -309,7 +323,7 @@ pub struct Issuer {
     signing_input_start: usize,
     key_id: String,
     env: String,
-    key: Arc<signer::PrivateKey>,
+    key: Arc<signer::SigningKey>,
     clock: Arc<dyn Clock>,
 }
 
@@ -418,6 +432,12 @@ impl Issuer {
             });
         }
         let expire = options.expire_ms.unwrap_or(now + DEFAULT_EXPIRE_AFTER_MS);
+        if expire < now {
+            return Err(TicketError::ExpireBeforeIssue {
+                expire_ms: expire,
+                now_ms: now,
+            });
+        }
         if expire > MAX_SAFE_INTEGER {
             return Err(TicketError::OutOfRange {
                 field: "expire",

@@ -39,35 +39,27 @@
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
 
+pub mod backend;
 #[cfg(feature = "client")]
 pub mod client;
-mod credentials;
+pub mod clock;
+pub mod credentials;
 #[cfg(feature = "emulator")]
 pub mod emulator;
-mod issuer;
+pub mod issuer;
 mod key;
-mod public_key;
+pub mod public_key;
 mod signer;
 mod text;
 pub mod ticket;
-mod uid;
-mod verify;
+pub mod uid;
+pub mod verify;
 
-pub use credentials::{
-    CREDENTIALS_ENV, Credentials, CredentialsError, CredentialsSource, ENV_ID_ENV, GenerateError,
-    MAX_CREDENTIALS_LEN, PRIVATE_KEY_ENV, PRIVATE_KEY_ID_ENV,
-};
-pub use issuer::{
-    Clock, DEFAULT_EXPIRE_AFTER_MS, DEFAULT_REFRESH_MS, FixedClock, Issuer, IssuerBuilder,
-    IssuerError, MAX_SAFE_INTEGER, STRICT_MIN_KEY_BITS, SystemClock, TICKET_LIFETIME_MS,
-    TicketError, TicketOptions,
-};
-pub use public_key::{PublicKey, PublicKeyError};
-pub use signer::Backend;
-pub use uid::{
-    QuotedUid, UID_MAX_LEN, UID_MIN_LEN, UID_PUNCTUATION, UidError, check_uid, is_uid_char,
-};
-pub use verify::{DEFAULT_SKEW_MS, Verifier, VerifyError};
+pub use backend::Backend;
+pub use credentials::{Credentials, CredentialsError};
+pub use issuer::{Issuer, IssuerError, TicketError, TicketOptions};
+pub use public_key::PublicKey;
+pub use verify::{Verifier, VerifierError, VerifyError};
 
 // The README's Rust examples compile and run as doc tests (with every feature on).
 #[cfg(all(doctest, feature = "client", feature = "emulator"))]
@@ -115,10 +107,13 @@ pub enum Error {
     Ticket(#[from] TicketError),
     /// Loading a public key failed.
     #[error(transparent)]
-    PublicKey(#[from] PublicKeyError),
+    PublicKey(#[from] public_key::PublicKeyError),
     /// Generating credentials failed.
     #[error(transparent)]
-    Generate(#[from] GenerateError),
+    Generate(#[from] credentials::GenerateError),
+    /// Building a verifier failed.
+    #[error(transparent)]
+    Verifier(#[from] VerifierError),
     /// A ticket did not verify.
     #[error(transparent)]
     Verify(#[from] VerifyError),
@@ -127,8 +122,8 @@ pub enum Error {
     Parse(#[from] ticket::ParseError),
 }
 
-impl From<UidError> for Error {
-    fn from(e: UidError) -> Self {
+impl From<uid::UidError> for Error {
+    fn from(e: uid::UidError) -> Self {
         Error::Ticket(TicketError::InvalidUid(e))
     }
 }

@@ -106,7 +106,7 @@ impl From<KeyProblem> for PublicKeyError {
 /// ```
 #[derive(Clone)]
 pub struct PublicKey {
-    inner: Arc<signer::PublicKey>,
+    inner: Arc<signer::VerifyingKey>,
 }
 
 impl PartialEq for PublicKey {
@@ -138,7 +138,7 @@ impl PublicKey {
         backend: Backend,
     ) -> Result<Self, KeyProblem> {
         Ok(Self {
-            inner: Arc::new(signer::PublicKey::load(parts, backend)?),
+            inner: Arc::new(signer::VerifyingKey::load(parts, backend)?),
         })
     }
 

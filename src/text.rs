@@ -38,3 +38,24 @@ mod tests {
         );
     }
 }
+
+/// The UTC calendar date of `ms` milliseconds since the epoch, as `YYYY-MM-DD`, for messages
+/// that show what a number means as a time ("1970-01-08").
+pub(crate) fn utc_date(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        Err(_) => "beyond the year 9999".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod date_tests {
+    #[test]
+    fn dates_of_milliseconds() {
+        assert_eq!(super::utc_date(0), "1970-01-01");
+        assert_eq!(super::utc_date(604_800_000), "1970-01-08");
+        assert_eq!(super::utc_date(1_758_597_487_691), "2025-09-23");
+        assert_eq!(super::utc_date(u64::MAX), "beyond the year 9999");
+    }
+}

@@ -95,7 +95,7 @@ pub const fn is_uid_char(c: char) -> bool {
 /// Check `uid` against node-sdk's rule.
 ///
 /// ```
-/// use cloudbase_ticket::{check_uid, UidError};
+/// use cloudbase_ticket::uid::{check_uid, UidError};
 ///
 /// assert!(check_uid("user_0001").is_ok());
 /// assert!(matches!(check_uid("abc"), Err(UidError::TooShort { len: 3, .. })));

@@ -17,11 +17,12 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use cloudbase_ticket::{
-    Backend, CREDENTIALS_ENV, Credentials, CredentialsError as E, CredentialsSource, ENV_ID_ENV,
-    Issuer, MAX_CREDENTIALS_LEN, PRIVATE_KEY_ENV, PRIVATE_KEY_ID_ENV, TicketError, UidError,
-    check_uid,
+use cloudbase_ticket::credentials::{
+    CREDENTIALS_ENV, CredentialsSource, ENV_ID_ENV, MAX_CREDENTIALS_LEN, PRIVATE_KEY_ENV,
+    PRIVATE_KEY_ID_ENV,
 };
+use cloudbase_ticket::uid::{UidError, check_uid};
+use cloudbase_ticket::{Backend, Credentials, CredentialsError as E, Issuer, TicketError};
 use fuzz_checks::{
     WINDOW, add_windows, assert_no_key_material, assert_one_short_line, find_window, os_string,
     pem_bodies,

@@ -11,6 +11,7 @@ use common::{fixture, main_credentials};
 
 const NOW: &str = "1758597487691";
 const MAIN: &str = "fixtures/tcb_custom_login.json";
+const MAIN_ENV: &str = "cloudbase-test-1a2b3c";
 
 fn bin() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudbase-ticket"));
@@ -55,7 +56,7 @@ fn stderr_of(out: &Output) -> String {
     String::from_utf8(out.stderr.clone())
         .unwrap()
         .lines()
-        .filter(|l| !l.contains("accessible by group or others"))
+        .filter(|l| !l.contains("readable or writable by group or others"))
         .map(|l| format!("{l}\n"))
         .collect()
 }
@@ -555,8 +556,9 @@ fn verify_exit_codes_say_valid_invalid_or_bad_usage() {
         ],
         "key id",
     );
-    invalid(
-        &[
+    // Asking for another env than the key's is a usage error: no ticket could pass.
+    assert_input_error(
+        &run(&[
             "verify",
             "--credentials",
             MAIN,
@@ -565,17 +567,24 @@ fn verify_exit_codes_say_valid_invalid_or_bad_usage() {
             &ticket,
             "--now-ms",
             NOW,
-        ],
-        "env",
+        ]),
+        "belongs to env \"cloudbase-test-1a2b3c\", not to env \"other\"",
     );
 
     let dir = tempfile::tempdir().unwrap();
     let pem = dir.path().join("public.pem");
     std::fs::write(&pem, main_credentials().public_key().to_pem()).unwrap();
+    // A public key carries no env: it must be given.
+    assert_input_error(
+        &run(&["verify", "--public-key", pem.to_str().unwrap(), &ticket]),
+        "give the env explicitly",
+    );
     let out = run(&[
         "verify",
         "--public-key",
         pem.to_str().unwrap(),
+        "--env",
+        MAIN_ENV,
         &ticket,
         "--now-ms",
         NOW,
@@ -586,6 +595,8 @@ fn verify_exit_codes_say_valid_invalid_or_bad_usage() {
             "verify",
             "--public-key",
             pem.to_str().unwrap(),
+            "--env",
+            MAIN_ENV,
             "--key-id",
             "someone-else",
             &ticket,
@@ -616,10 +627,7 @@ fn keygen_writes_private_console_shaped_files_and_refuses_to_overwrite() {
         (creds.key_bits(), creds.env_id()),
         (1024, Some("my-test-env"))
     );
-    assert!(
-        creds.permission_warning().is_none(),
-        "written with mode 0600"
-    );
+    assert!(creds.warnings().is_empty(), "written with mode 0600");
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(
         text.contains("-----BEGIN RSA PRIVATE KEY-----\\nMIIC"),

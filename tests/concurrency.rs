@@ -26,7 +26,11 @@ fn one_issuer_shared_by_8_threads_issues_400k_tickets_that_all_verify() {
         .fixed_now_ms(NOW_MS)
         .build()
         .unwrap();
-    let verifier = Verifier::new(&creds).fixed_now_ms(NOW_MS + 1_000);
+    let verifier = Verifier::builder()
+        .credentials(&creds)
+        .fixed_now_ms(NOW_MS + 1_000)
+        .build()
+        .unwrap();
 
     // Each thread issues and verifies its own tickets, and returns a sample for the
     // independent check plus every uid it saw in a verified ticket.

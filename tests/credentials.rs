@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 
 use base64::Engine as _;
-use cloudbase_ticket::{Credentials, CredentialsError, CredentialsSource, Issuer};
+use cloudbase_ticket::credentials::{CredentialsSource, CredentialsWarning};
+use cloudbase_ticket::{Credentials, CredentialsError, Issuer};
 use common::{fixture, main_credentials};
 
 const NOW: u64 = 1_758_597_487_691;
@@ -277,25 +278,19 @@ fn loose_file_permissions_are_reported() {
     let path = dir.path().join("key.json");
     std::fs::write(&path, main_json()).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let warning = Credentials::from_file(&path)
-        .unwrap()
-        .permission_warning()
-        .expect("0644 is reported");
-    assert!(
-        warning.contains("644") && warning.contains("chmod 600"),
-        "{warning}"
+    let warnings = Credentials::from_file(&path).unwrap().warnings();
+    assert_eq!(
+        warnings,
+        [CredentialsWarning::LooseFilePermissions {
+            path: path.clone(),
+            mode: 0o644
+        }]
     );
+    let text = warnings[0].to_string();
+    assert!(text.contains("644") && text.contains("key.json"), "{text}");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    assert_eq!(
-        Credentials::from_file(&path).unwrap().permission_warning(),
-        None
-    );
-    assert_eq!(
-        Credentials::from_json(&main_json())
-            .unwrap()
-            .permission_warning(),
-        None
-    );
+    assert_eq!(Credentials::from_file(&path).unwrap().warnings(), []);
+    assert_eq!(Credentials::from_json(&main_json()).unwrap().warnings(), []);
 }
 
 #[test]

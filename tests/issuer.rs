@@ -4,11 +4,10 @@ mod common;
 
 use std::ffi::OsString;
 
-use cloudbase_ticket::ticket::Ticket;
-use cloudbase_ticket::{
-    Backend, Issuer, IssuerError, MAX_SAFE_INTEGER, SystemClock, TicketError, TicketOptions,
-    UidError,
-};
+use cloudbase_ticket::clock::{Clock as _, SystemClock};
+use cloudbase_ticket::issuer::MAX_SAFE_INTEGER;
+use cloudbase_ticket::uid::UidError;
+use cloudbase_ticket::{Backend, Issuer, IssuerError, TicketError, TicketOptions};
 use common::{credentials, main_credentials};
 
 const NOW: u64 = 1_758_597_487_691;
@@ -24,7 +23,10 @@ fn vars(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Opti
 }
 
 fn claims_of(ticket: &str) -> cloudbase_ticket::ticket::Claims {
-    Ticket::parse(ticket).unwrap().claims().clone()
+    cloudbase_ticket::ticket::insecure_decode(ticket)
+        .unwrap()
+        .claims()
+        .clone()
 }
 
 #[test]
@@ -110,10 +112,34 @@ fn current_env_reads_tcb_env_then_scf_namespace() {
 }
 
 #[test]
-fn keys_without_env_id_are_refused_with_advice() {
-    let err = Issuer::new(credentials("fixtures/keys/rsa1024-no-env-id.json")).unwrap_err();
-    assert!(matches!(err, IssuerError::NoEnvId { .. }));
-    assert!(err.to_string().contains("download a new"), "{err}");
+fn keys_without_env_id_need_the_env_and_the_message_says_where_to_put_it() {
+    let old_key = credentials("fixtures/keys/rsa1024-no-env-id.json");
+    let err = Issuer::new(old_key.clone()).unwrap_err();
+    assert!(matches!(err, IssuerError::NoEnv { .. }), "{err:?}");
+    let msg = err.to_string();
+    for needle in [
+        "rsa1024-no-env-id.json",
+        "env_id",
+        "--env",
+        "download a new",
+    ] {
+        assert!(msg.contains(needle), "{needle:?} not in {msg}");
+    }
+    // Given explicitly, or as the current env, the env makes the key usable (node-sdk refuses).
+    let issuer = Issuer::builder(old_key.clone())
+        .env("old-env-1a2b")
+        .fixed_now_ms(NOW)
+        .build()
+        .unwrap();
+    assert_eq!(
+        claims_of(&issuer.create_ticket("user_0001").unwrap()).env,
+        "old-env-1a2b"
+    );
+    let issuer = Issuer::builder(old_key)
+        .current_env_with(vars(&[("TCB_ENV", "old-env-1a2b")]))
+        .build()
+        .unwrap();
+    assert_eq!(issuer.env(), "old-env-1a2b");
 }
 
 #[test]
@@ -244,12 +270,12 @@ fn bad_uids_are_refused_before_signing_and_leave_the_buffer_alone() {
 
 #[test]
 fn system_clock_is_used_by_default() {
-    let before = cloudbase_ticket::Clock::now_ms(&SystemClock);
+    let before = SystemClock.now_ms();
     let ticket = Issuer::new(main_credentials())
         .unwrap()
         .create_ticket("user_0001")
         .unwrap();
-    let after = cloudbase_ticket::Clock::now_ms(&SystemClock);
+    let after = SystemClock.now_ms();
     let iat = claims_of(&ticket).iat;
     assert!(
         before <= iat && iat <= after,

@@ -201,19 +201,34 @@ async fn sign_in_errors_are_typed_and_never_echo_the_signature() {
     assert_eq!(server.stats().errors, 5);
     server.shutdown().await.unwrap();
 
-    // Wrong env: an emulator of another env refuses our (genuine) ticket.
-    let (server, client) = start(
-        Emulator::builder(&creds)
-            .env("other-env-1")
-            .build()
-            .unwrap(),
-    )
-    .await;
-    // The client's client_id is the emulator's env; the ticket names ours.
-    let ticket = issuer().create_ticket("user_0001").unwrap();
+    // An emulator of another env than the key's cannot be built: no ticket could pass.
+    let err = Emulator::builder(&creds)
+        .env("other-env-1")
+        .build()
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("belongs to env \"cloudbase-test-1a2b3c\", not to env \"other-env-1\""),
+        "{err}"
+    );
+
+    // Another env's key: a genuine ticket of that env is refused with 403, naming both envs.
+    let (server, client) = start(Emulator::new(&creds).unwrap()).await;
+    let other_env = common::credentials("fixtures/keys/rsa1024-pkcs1.json");
+    let ticket = Issuer::new(other_env.clone())
+        .unwrap()
+        .create_ticket("user_0001")
+        .unwrap();
     let e = client.sign_in_with_ticket(&ticket).await.unwrap_err();
     let e = check(e, 403, "permission_denied", &ticket);
-    assert!(e.error_description.contains("env"), "{e}");
+    let other = other_env.env_id().unwrap();
+    assert!(
+        e.error_description
+            .contains(&format!("for env \"{other}\""))
+            && e.error_description
+                .contains("for env \"cloudbase-test-1a2b3c\""),
+        "{e}"
+    );
     server.shutdown().await.unwrap();
 }
 

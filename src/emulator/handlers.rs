@@ -290,7 +290,7 @@ fn verify_failure(e: &VerifyError) -> Failure {
         VerifyError::Malformed(_) | VerifyError::InvalidUid(_) => {
             Failure::bad_request(e.to_string())
         }
-        VerifyError::WrongEnv { .. } => {
+        VerifyError::WrongEnv { .. } | VerifyError::OtherEnvKey { .. } => {
             Failure::new(StatusCode::FORBIDDEN, Kind::PermissionDenied, e.to_string())
         }
         _ => Failure::unauthenticated(e.to_string()),

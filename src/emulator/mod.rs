@@ -41,7 +41,9 @@ use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::{Clock, Credentials, SystemClock, Verifier};
+use crate::clock::{Clock, SystemClock};
+use crate::verify::VerifierError;
+use crate::{Credentials, Verifier};
 use jwt::AccessTokenKey;
 use state::Store;
 
@@ -70,6 +72,9 @@ pub enum EmulatorError {
     /// The credentials carry no `env_id` and no env was given.
     #[error("the credentials have no env_id; give the env to emulate")]
     NoEnv,
+    /// The keys do not make a verifier (two keys disagree on the env, or differ from `env`).
+    #[error("{0}")]
+    Keys(VerifierError),
     /// The state file is unreadable, malformed or unwritable.
     #[error("state file {}: {detail}", path.display())]
     State {
@@ -131,6 +136,7 @@ struct AppState {
 /// Configures an [`Emulator`].
 pub struct EmulatorBuilder {
     credentials: Credentials,
+    more_credentials: Vec<Credentials>,
     env: Option<String>,
     state_file: Option<PathBuf>,
     access_ttl: Duration,
@@ -156,6 +162,14 @@ impl EmulatorBuilder {
     /// Emulate `env` (default: the credentials' `env_id`). Tickets for other envs are refused.
     pub fn env(mut self, env: impl Into<String>) -> Self {
         self.env = Some(env.into());
+        self
+    }
+
+    /// Also accept tickets signed by `credentials` (another key id of the same env): during a
+    /// key rotation CloudBase accepts the old key for about two hours after a new one is made.
+    /// The key is picked by the ticket's key id.
+    pub fn credentials(mut self, credentials: &Credentials) -> Self {
+        self.more_credentials.push(credentials.clone());
         self
     }
 
@@ -208,9 +222,14 @@ impl EmulatorBuilder {
         };
         let seed = seed.unwrap_or_else(|| zeroize::Zeroizing::new(state::random_bytes::<32>()));
         let key = AccessTokenKey::from_seed(&seed);
-        let verifier = Verifier::new(&self.credentials)
-            .expect_env(env.clone())
-            .clock(ClockRef(Arc::clone(&self.clock)));
+        let mut verifier = Verifier::builder()
+            .credentials(&self.credentials)
+            .env(env.clone())
+            .clock(Arc::clone(&self.clock));
+        for other in &self.more_credentials {
+            verifier = verifier.credentials(other);
+        }
+        let verifier = verifier.build().map_err(EmulatorError::Keys)?;
         let state = AppState {
             issuer: format!("cloudbase-ticket-emulator/{env}"),
             env,
@@ -227,15 +246,6 @@ impl EmulatorBuilder {
         Ok(Emulator {
             state: Arc::new(state),
         })
-    }
-}
-
-/// A clock shared with the verifier.
-struct ClockRef(Arc<dyn Clock>);
-
-impl Clock for ClockRef {
-    fn now_ms(&self) -> u64 {
-        self.0.now_ms()
     }
 }
 
@@ -282,6 +292,7 @@ impl Emulator {
     pub fn builder(credentials: &Credentials) -> EmulatorBuilder {
         EmulatorBuilder {
             credentials: credentials.clone(),
+            more_credentials: Vec::new(),
             env: None,
             state_file: None,
             access_ttl: DEFAULT_ACCESS_TOKEN_TTL,

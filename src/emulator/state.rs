@@ -276,7 +276,7 @@ impl Store {
         {
             let mut users = store.users.write().unwrap_or_else(lock_poisoned);
             for record in file.users {
-                if crate::check_uid(&record.uid).is_err() || record.sub.is_empty() {
+                if crate::uid::check_uid(&record.uid).is_err() || record.sub.is_empty() {
                     return Err(bad(format!("user {:?} is not valid", record.uid)));
                 }
                 if users.by_uid.contains_key(&record.uid) || users.by_sub.contains_key(&record.sub)

@@ -1,7 +1,7 @@
 //! Signing backends behind one small safe interface.
 //!
 //! Like rustls' crypto providers, the rest of the crate never sees a backend type: it holds a
-//! [`PrivateKey`] or [`PublicKey`] and calls `sha256` + `sign_sha256_digest` / `verify_rs256`. Two backends exist:
+//! [`SigningKey`] or [`VerifyingKey`] and calls `sha256` + `sign_sha256_digest` / `verify_rs256`. Two backends exist:
 //!
 //! * [`Backend::AwsLc`] (feature `aws-lc`, the default): AWS-LC through `aws-lc-sys`. All of
 //!   the crate's `unsafe` code lives in its module, each block with a `SAFETY:` comment.
@@ -19,72 +19,13 @@ mod aws_lc;
 #[cfg(feature = "rust-crypto")]
 mod rust_crypto;
 
-use std::fmt;
-
 use zeroize::Zeroizing;
 
+pub(crate) use crate::backend::Backend;
 use crate::key::{KeyProblem, Pkcs1PrivateKey, RsaPublicParts};
 
 /// The largest signature any accepted key produces (8192-bit modulus).
 pub(crate) const MAX_SIGNATURE_LEN: usize = crate::key::MAX_KEY_BITS / 8;
-
-/// Which implementation performs the RSA operations.
-///
-/// Both produce identical tickets; they differ in speed and in what they need to build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Backend {
-    /// AWS-LC (C and assembly, constant-time, blinded, fault-checked). Feature `aws-lc`,
-    /// on by default. The fastest choice.
-    #[cfg(feature = "aws-lc")]
-    AwsLc,
-    /// RustCrypto `rsa` 0.10 (pure Rust, constant-time). Feature `rust-crypto`; for targets
-    /// without a C toolchain.
-    #[cfg(feature = "rust-crypto")]
-    RustCrypto,
-}
-
-impl Default for Backend {
-    /// AWS-LC when compiled in, else RustCrypto.
-    fn default() -> Self {
-        #[cfg(feature = "aws-lc")]
-        {
-            Backend::AwsLc
-        }
-        #[cfg(not(feature = "aws-lc"))]
-        {
-            Backend::RustCrypto
-        }
-    }
-}
-
-impl Backend {
-    /// Every backend compiled into this build.
-    pub fn all() -> &'static [Backend] {
-        &[
-            #[cfg(feature = "aws-lc")]
-            Backend::AwsLc,
-            #[cfg(feature = "rust-crypto")]
-            Backend::RustCrypto,
-        ]
-    }
-
-    /// A short name: `aws-lc` or `rust-crypto` (the feature names).
-    pub fn name(self) -> &'static str {
-        match self {
-            #[cfg(feature = "aws-lc")]
-            Backend::AwsLc => "aws-lc",
-            #[cfg(feature = "rust-crypto")]
-            Backend::RustCrypto => "rust-crypto",
-        }
-    }
-}
-
-impl fmt::Display for Backend {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 enum SigningImpl {
     #[cfg(feature = "aws-lc")]
@@ -93,14 +34,14 @@ enum SigningImpl {
     RustCrypto(Box<rust_crypto::SigningKey>),
 }
 
-/// An RSA private key: its checked PKCS#1 DER (wiped on drop) and the backend's loaded key.
-pub(crate) struct PrivateKey {
+/// An RSA private key loaded into a backend: its checked PKCS#1 DER (wiped on drop) and the backend's loaded key.
+pub(crate) struct SigningKey {
     pkcs1: Pkcs1PrivateKey,
     backend: Backend,
     signer: SigningImpl,
 }
 
-impl PrivateKey {
+impl SigningKey {
     /// Load a structurally checked key into `backend`, which checks that its parts agree.
     pub(crate) fn load(pkcs1: Pkcs1PrivateKey, backend: Backend) -> Result<Self, KeyProblem> {
         let signer = match backend {
@@ -184,12 +125,12 @@ enum VerifyingImpl {
 }
 
 /// An RSA public key loaded into a backend.
-pub(crate) struct PublicKey {
+pub(crate) struct VerifyingKey {
     parts: RsaPublicParts,
     verifier: VerifyingImpl,
 }
 
-impl PublicKey {
+impl VerifyingKey {
     pub(crate) fn load(parts: RsaPublicParts, backend: Backend) -> Result<Self, KeyProblem> {
         let verifier = match backend {
             #[cfg(feature = "aws-lc")]

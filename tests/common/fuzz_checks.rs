@@ -14,11 +14,13 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use cloudbase_ticket::ticket::Ticket;
+use cloudbase_ticket::credentials::{
+    CREDENTIALS_ENV, CredentialsSource, ENV_ID_ENV, PRIVATE_KEY_ENV, PRIVATE_KEY_ID_ENV,
+};
+use cloudbase_ticket::ticket::{self, UnverifiedTicket, VerifiedTicket};
+use cloudbase_ticket::uid::{UID_MAX_LEN, UID_MIN_LEN, UidError, check_uid, is_uid_char};
 use cloudbase_ticket::{
-    Backend, CREDENTIALS_ENV, Credentials, CredentialsError, CredentialsSource, ENV_ID_ENV, Issuer,
-    IssuerError, PRIVATE_KEY_ENV, PRIVATE_KEY_ID_ENV, UID_MAX_LEN, UID_MIN_LEN, UidError, Verifier,
-    VerifyError, check_uid, is_uid_char,
+    Backend, Credentials, CredentialsError, Issuer, IssuerError, PublicKey, Verifier, VerifyError,
 };
 
 /// Every fixture key file: its key bodies are what no error message may repeat.
@@ -162,9 +164,20 @@ pub const ENV_KEY_ID: &str = "fuzz-key-id";
 /// See [`ENV_KEY_ID`].
 pub const ENV_ENV_ID: &str = "fuzz-env";
 
-/// `Credentials::from_env_with` with the input as [`CREDENTIALS_ENV`].
-pub fn load_env_json(value: &OsString) -> Result<Credentials, CredentialsError> {
-    Credentials::from_env_with(|name| (name == CREDENTIALS_ENV).then(|| value.clone()))
+/// `Credentials::from_env_with` with the input as [`CREDENTIALS_ENV`]; `None` for a value that
+/// reads as a file path (it would load that file: not something a fuzzer should make happen).
+pub fn load_env_json(value: &OsString) -> Option<Result<Credentials, CredentialsError>> {
+    let text = value.to_string_lossy();
+    let text = text.trim().trim_start_matches('\u{feff}');
+    let path_like = text.starts_with(['/', '.', '~', '\\'])
+        || text.to_ascii_lowercase().ends_with(".json")
+        || text.as_bytes().get(1..3) == Some(b":\\");
+    if path_like {
+        return None;
+    }
+    Some(Credentials::from_env_with(|name| {
+        (name == CREDENTIALS_ENV).then(|| value.clone())
+    }))
 }
 
 /// `Credentials::from_env_with` with the input as [`PRIVATE_KEY_ENV`] (three-variable path).
@@ -191,9 +204,11 @@ pub fn check_credentials(data: &[u8]) {
             ),
             Ok(creds) => {
                 // The same text pasted into the environment variable loads the same.
-                let env = load_env_json(&OsString::from(text)).unwrap_or_else(|e| {
-                    panic!("from_json accepts the text but {CREDENTIALS_ENV} refuses it: {e}")
-                });
+                let env = load_env_json(&OsString::from(text))
+                    .expect("JSON text does not read as a path")
+                    .unwrap_or_else(|e| {
+                        panic!("from_json accepts the text but {CREDENTIALS_ENV} refuses it: {e}")
+                    });
                 assert_eq!(env.private_key_id(), creds.private_key_id());
                 assert_eq!(env.env_id(), creds.env_id());
                 assert_eq!(env.public_key(), creds.public_key());
@@ -201,8 +216,9 @@ pub fn check_credentials(data: &[u8]) {
         }
     }
     let value = os_string(data);
-    let env_json = load_env_json(&value);
-    check_loaded("env JSON", &env_json);
+    if let Some(env_json) = load_env_json(&value) {
+        check_loaded("env JSON", &env_json);
+    }
     let env_key = load_env_key(&value);
     check_loaded("env key", &env_key);
     if let Ok(creds) = &env_key {
@@ -243,7 +259,7 @@ fn check_loaded(what: &str, result: &Result<Credentials, CredentialsError>) {
         .build()
     {
         Ok(issuer) => issuer,
-        Err(IssuerError::NoEnvId { .. }) => {
+        Err(IssuerError::NoEnv { .. }) => {
             assert_eq!(creds.env_id(), None);
             return;
         }
@@ -253,6 +269,7 @@ fn check_loaded(what: &str, result: &Result<Credentials, CredentialsError>) {
         .create_ticket("fuzz_user")
         .unwrap_or_else(|e| panic!("{what}: signing with a loaded key fails: {e}"));
     let verified = Verifier::new(creds)
+        .expect("credentials with an env_id make a verifier")
         .verify_at(&ticket, SEED_NOW_MS)
         .unwrap_or_else(|e| panic!("{what}: a fresh ticket does not verify: {e}"));
     assert_eq!(verified.claims().uid, "fuzz_user");
@@ -269,23 +286,40 @@ fn check_loaded(what: &str, result: &Result<Credentials, CredentialsError>) {
     }
 }
 
+/// The credentials of [`MAIN_FIXTURE`], loaded once.
+pub fn main_credentials() -> &'static Credentials {
+    static CREDS: OnceLock<Credentials> = OnceLock::new();
+    CREDS.get_or_init(|| Credentials::from_json(MAIN_FIXTURE).expect("main fixture loads"))
+}
+
 /// A verifier for [`MAIN_FIXTURE`], built once.
 pub fn main_verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
-    VERIFIER.get_or_init(|| {
-        let creds = Credentials::from_json(MAIN_FIXTURE).expect("main fixture loads");
-        Verifier::new(&creds)
-    })
+    VERIFIER.get_or_init(|| Verifier::new(main_credentials()).expect("the fixture has an env_id"))
 }
 
-/// Fuzz target `ticket_verify`: `Ticket::parse` and `Verifier::verify_at` on the input.
+/// Fuzz target `ticket_verify`: `insecure_decode`, `inspect` and `Verifier::verify_at` on the
+/// input.
 pub fn check_ticket(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let parsed = Ticket::parse(text);
+    let parsed = ticket::insecure_decode(text);
     if let Err(e) = &parsed {
-        assert_message_is_clean("Ticket::parse", e);
+        assert_message_is_clean("insecure_decode", e);
+    }
+    // `inspect` never fails, and agrees with `insecure_decode` on whether the ticket decodes.
+    let inspection = ticket::inspect(text);
+    assert_eq!(
+        inspection.problems().first(),
+        parsed.as_ref().err(),
+        "inspect and insecure_decode disagree"
+    );
+    for problem in inspection.problems() {
+        assert_message_is_clean("inspect", problem);
+    }
+    for warning in inspection.warnings() {
+        assert_message_is_clean("inspect warning", warning);
     }
     let verifier = main_verifier();
     for now_ms in [SEED_NOW_MS + 1_000, 0, u64::MAX] {
@@ -296,27 +330,42 @@ pub fn check_ticket(data: &[u8]) {
                     assert_eq!(e, VerifyError::Malformed(parse_error.clone()));
                 }
             }
-            Ok(ticket) => check_verified(verifier, &ticket, parsed.as_ref().ok(), now_ms),
+            Ok(ticket) => check_verified(
+                verifier,
+                main_credentials().public_key(),
+                &ticket,
+                parsed.as_ref().ok(),
+                now_ms,
+            ),
         }
     }
 }
 
 /// Invariants on a ticket that verified at `now_ms`.
-fn check_verified(verifier: &Verifier, ticket: &Ticket, parsed: Option<&Ticket>, now_ms: u64) {
-    assert_eq!(Some(ticket), parsed, "verify_at and parse disagree");
+fn check_verified(
+    verifier: &Verifier,
+    key: PublicKey,
+    ticket: &VerifiedTicket,
+    parsed: Option<&UnverifiedTicket>,
+    now_ms: u64,
+) {
+    let parsed = parsed.expect("a verified ticket decodes");
+    assert_eq!(
+        (ticket.key_id(), ticket.header(), ticket.claims()),
+        (parsed.key_id(), parsed.header(), parsed.claims()),
+        "verify_at and insecure_decode disagree"
+    );
     // The signing input re-verifies on its own.
     assert!(
-        verifier
-            .public_key()
-            .verify_rs256(ticket.signing_input().as_bytes(), ticket.signature()),
+        key.verify_rs256(parsed.signing_input().as_bytes(), parsed.signature()),
         "signing input of a verified ticket does not re-verify"
     );
     // Re-assembled canonically, the ticket verifies to the same thing.
     let rebuilt = format!(
         "{}/@@/{}.{}",
-        ticket.key_id(),
-        ticket.signing_input(),
-        URL_SAFE_NO_PAD.encode(ticket.signature())
+        parsed.key_id(),
+        parsed.signing_input(),
+        URL_SAFE_NO_PAD.encode(parsed.signature())
     );
     assert_eq!(verifier.verify_at(&rebuilt, now_ms).as_ref(), Ok(ticket));
     // What a verified ticket promises.
@@ -325,18 +374,18 @@ fn check_verified(verifier: &Verifier, ticket: &Ticket, parsed: Option<&Ticket>,
     assert!(check_uid(&claims.uid).is_ok(), "verified ticket, bad uid");
     assert!(now_ms < claims.exp, "verified an expired ticket");
     assert!(
-        now_ms >= claims.iat.saturating_sub(cloudbase_ticket::DEFAULT_SKEW_MS),
+        now_ms
+            >= claims
+                .iat
+                .saturating_sub(cloudbase_ticket::verify::DEFAULT_SKEW_MS),
         "verified a ticket from the future"
     );
+    assert!(claims.expire >= claims.iat, "verified an expire before iat");
     // Tampering with any signed byte breaks the signature.
-    let mut tampered = ticket.signing_input().as_bytes().to_vec();
+    let mut tampered = parsed.signing_input().as_bytes().to_vec();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
-    assert!(
-        !verifier
-            .public_key()
-            .verify_rs256(&tampered, ticket.signature())
-    );
+    assert!(!key.verify_rs256(&tampered, parsed.signature()));
 }
 
 /// node-sdk's uid pattern, `^[a-zA-Z0-9_\-#@~=*(){}[\]:.,<>+]{4,32}$`, for the `regex` crate.

@@ -171,8 +171,125 @@ impl ManualClock {
     }
 }
 
-impl cloudbase_ticket::Clock for ManualClock {
+impl cloudbase_ticket::clock::Clock for ManualClock {
     fn now_ms(&self) -> u64 {
         self.get()
+    }
+}
+
+/// Why a ticket was refused, by kind: the unit compared between node-sdk and this crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The uid breaks node-sdk's rule.
+    InvalidUid,
+    /// The key has no `env_id` and no env was given.
+    NoEnv,
+    /// The env given is not the key's.
+    EnvMismatch,
+    /// "Current env" asked for with neither variable set.
+    CurrentEnvUnset,
+    /// `expire` before `iat` (this crate only: node-sdk issues such tickets).
+    ExpireBeforeIssue,
+    /// A number above 2^53 - 1 (this crate only: node-sdk rounds).
+    OutOfRange,
+}
+
+/// The kind of a node-sdk 3.18.3 `createTicket` error message.
+pub fn node_refusal(message: &str) -> Refusal {
+    if message.starts_with("Invalid uid") {
+        Refusal::InvalidUid
+    } else if message.contains("env_id") {
+        // "当前私钥未包含env_id 信息…": the key has no env_id.
+        Refusal::NoEnv
+    } else if message.contains("不一致") {
+        // "当前私钥所属环境与 init 指定环境不一致！": the key's env differs from init's.
+        Refusal::EnvMismatch
+    } else {
+        panic!("unknown node-sdk refusal {message:?}: classify it")
+    }
+}
+
+/// The kind of one of this crate's refusals.
+pub fn our_refusal(error: &cloudbase_ticket::Error) -> Refusal {
+    use cloudbase_ticket::{Error, IssuerError, TicketError};
+    match error {
+        Error::Ticket(TicketError::InvalidUid(_)) => Refusal::InvalidUid,
+        Error::Ticket(TicketError::ExpireBeforeIssue { .. }) => Refusal::ExpireBeforeIssue,
+        Error::Ticket(TicketError::OutOfRange { .. }) => Refusal::OutOfRange,
+        Error::Issuer(IssuerError::NoEnv { .. }) => Refusal::NoEnv,
+        Error::Issuer(IssuerError::EnvMismatch { .. }) => Refusal::EnvMismatch,
+        Error::Issuer(IssuerError::CurrentEnvUnset) => Refusal::CurrentEnvUnset,
+        other => panic!("unexpected refusal {other:?}"),
+    }
+}
+
+/// What this crate must do with a case node-sdk answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expected {
+    /// Issue exactly node-sdk's ticket.
+    Ticket(String),
+    /// Refuse, with this kind of refusal.
+    Refuse(Refusal),
+    /// Issue a ticket node-sdk refuses (a key without `env_id`, with the env given): for this
+    /// env, verifiable with the key.
+    OursOnly {
+        /// The env the ticket must carry.
+        env: String,
+    },
+}
+
+/// The deliberate differences from node-sdk, applied to its answer for `case`:
+///
+/// * an `expire` before `iat` (now) is refused (node-sdk issues a session that ended in 1970);
+/// * a key without `env_id` issues when the env is given (node-sdk refuses it), unless the
+///   `expire` rule refuses it first.
+pub fn expected_outcome(case: &Case) -> Expected {
+    let expire_before_now = case
+        .options
+        .as_ref()
+        .and_then(|o| o.expire)
+        .is_some_and(|expire| expire < case.now_ms);
+    match (&case.ticket, &case.error) {
+        (Some(_), _) if expire_before_now => Expected::Refuse(Refusal::ExpireBeforeIssue),
+        (Some(ticket), _) => Expected::Ticket(ticket.clone()),
+        (None, Some(message)) => match node_refusal(message) {
+            Refusal::NoEnv if expire_before_now => Expected::Refuse(Refusal::ExpireBeforeIssue),
+            Refusal::NoEnv => Expected::OursOnly {
+                env: case.env.value.clone(),
+            },
+            kind => Expected::Refuse(kind),
+        },
+        (None, None) => panic!("node answered neither a ticket nor an error: {case:?}"),
+    }
+}
+
+/// Check this crate's answer for `case` against [`expected_outcome`]; `what` names the
+/// backend or the CLI in messages.
+pub fn assert_outcome(case: &Case, what: &str, ours: Result<String, cloudbase_ticket::Error>) {
+    match (expected_outcome(case), ours) {
+        (Expected::Ticket(theirs), Ok(ours)) => {
+            assert_eq!(ours, theirs, "{what} differs from node-sdk on {case:?}")
+        }
+        (Expected::Refuse(kind), Err(e)) => {
+            let ours = our_refusal(&e);
+            // node-sdk checks the uid before the env, inside createTicket; this crate checks
+            // the env when the issuer is built, before any uid. With both wrong, each reports
+            // its first check.
+            let env_checked_first = kind == Refusal::InvalidUid
+                && matches!(
+                    ours,
+                    Refusal::EnvMismatch | Refusal::CurrentEnvUnset | Refusal::NoEnv
+                );
+            assert!(
+                ours == kind || env_checked_first,
+                "{what} refused {case:?} with {e} ({ours:?}), node-sdk's refusal is {kind:?}"
+            );
+        }
+        (Expected::OursOnly { env }, Ok(ours)) => {
+            let claims = verify_independently(&ours, &credentials(&case.credentials).public_key());
+            assert_eq!(claims["env"], env.as_str(), "{what} on {case:?}");
+            assert_eq!(claims["iat"], case.now_ms);
+        }
+        (expected, ours) => panic!("{what} on {case:?}: expected {expected:?}, got {ours:?}"),
     }
 }

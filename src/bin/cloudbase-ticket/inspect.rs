@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use cloudbase_ticket::ticket::{MAX_TICKET_LEN, Ticket};
-use cloudbase_ticket::{Clock as _, PublicKey, SystemClock, Verifier};
+use cloudbase_ticket::clock::{Clock as _, SystemClock};
+use cloudbase_ticket::ticket::{self, Claims, Header, Inspection, MAX_TICKET_LEN, TicketWarning};
+use cloudbase_ticket::{PublicKey, Verifier};
 
-use crate::{CliError, CredentialsArgs, write_stdout};
+use crate::{CliError, KeySetArgs, write_stdout};
 
 pub(crate) const INSPECT_EXAMPLES: &str = "Examples:
   cloudbase-ticket inspect \"$TICKET\"
@@ -33,14 +34,14 @@ pub(crate) struct InspectArgs {
 #[derive(Args, Debug)]
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
-    credentials: CredentialsArgs,
+    keys: KeySetArgs,
     /// Verify with a public key (PEM: PUBLIC KEY or RSA PUBLIC KEY) instead of credentials.
     #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
     public_key: Option<PathBuf>,
     /// With --public-key: require this key id.
     #[arg(long, value_name = "ID", requires = "public_key")]
     key_id: Option<String>,
-    /// Require this env (default with credentials: their env_id).
+    /// Require this env (default: the credentials' env_id; required for keys without one).
     #[arg(long, value_name = "ENV")]
     env: Option<String>,
     /// The ticket, or '-' to read it from stdin.
@@ -50,7 +51,7 @@ pub(crate) struct VerifyArgs {
     #[arg(long, value_name = "MS")]
     now_ms: Option<u64>,
     /// Accept tickets issued up to this many ms in the future (clock skew).
-    #[arg(long, value_name = "MS", default_value_t = cloudbase_ticket::DEFAULT_SKEW_MS)]
+    #[arg(long, value_name = "MS", default_value_t = cloudbase_ticket::verify::DEFAULT_SKEW_MS)]
     skew_ms: u64,
 }
 
@@ -80,28 +81,76 @@ fn rfc3339(ms: u64) -> String {
 /// The JSON both commands print, fields in this order.
 #[derive(serde::Serialize)]
 struct Description<'a> {
-    key_id: &'a str,
-    header: &'a cloudbase_ticket::ticket::Header,
-    claims: &'a cloudbase_ticket::ticket::Claims,
-    issued_at: String,
-    expires_at: String,
-    session_expires_at: String,
-    expired: bool,
+    key_id: Option<&'a str>,
+    header: HeaderView<'a>,
+    claims: ClaimsView<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expired: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     valid: Option<bool>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    problems: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
 }
 
-fn describe(ticket: &Ticket, now_ms: u64, valid: Option<bool>) -> Description<'_> {
-    let claims = ticket.claims();
-    Description {
-        key_id: ticket.key_id(),
-        header: ticket.header(),
-        claims,
-        issued_at: rfc3339(claims.iat),
-        expires_at: rfc3339(claims.exp),
-        session_expires_at: rfc3339(claims.expire),
-        expired: claims.is_expired_at(now_ms),
-        valid,
+/// The header: typed when it decodes fully, else whatever JSON it holds.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum HeaderView<'a> {
+    Typed(&'a Header),
+    Json(Option<&'a serde_json::Value>),
+}
+
+/// The claims: typed (wire order) when all decode, else whatever JSON object they are.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum ClaimsView<'a> {
+    Typed(&'a Claims),
+    Json(Option<&'a serde_json::Map<String, serde_json::Value>>),
+}
+
+fn times<'a>(mut d: Description<'a>, claims: &Claims, now_ms: u64) -> Description<'a> {
+    d.issued_at = Some(rfc3339(claims.iat));
+    d.expires_at = Some(rfc3339(claims.exp));
+    d.session_expires_at = Some(rfc3339(claims.expire));
+    d.expired = Some(claims.is_expired_at(now_ms));
+    d
+}
+
+fn describe_inspection(inspection: &Inspection, now_ms: u64) -> Description<'_> {
+    let description = Description {
+        key_id: inspection.key_id(),
+        header: HeaderView::Json(inspection.header_json()),
+        claims: match inspection.claims() {
+            Some(claims) => ClaimsView::Typed(claims),
+            None => ClaimsView::Json(inspection.claims_json()),
+        },
+        issued_at: None,
+        expires_at: None,
+        session_expires_at: None,
+        expired: None,
+        valid: None,
+        problems: inspection
+            .problems()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        warnings: inspection
+            .warnings()
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+    };
+    match inspection.claims() {
+        Some(claims) => times(description, claims, now_ms),
+        None => description,
     }
 }
 
@@ -111,40 +160,77 @@ fn print_json(value: &Description<'_>) -> Result<(), CliError> {
     write_stdout(text.as_bytes())
 }
 
+fn print_warnings(warnings: &[TicketWarning]) {
+    for warning in warnings {
+        eprintln!("cloudbase-ticket: warning: {warning}");
+    }
+}
+
 pub(crate) fn run_inspect(args: InspectArgs) -> Result<ExitCode, CliError> {
     let text = read_ticket(&args.ticket)?;
-    let ticket =
-        Ticket::parse(&text).map_err(|e| CliError::usage(format!("malformed ticket: {e}")))?;
     let now = args.now_ms.unwrap_or_else(|| SystemClock.now_ms());
-    print_json(&describe(&ticket, now, None))?;
-    Ok(ExitCode::SUCCESS)
+    let inspection = ticket::inspect(&text);
+    if inspection.key_id().is_some() {
+        print_json(&describe_inspection(&inspection, now))?;
+    }
+    print_warnings(inspection.warnings());
+    if inspection.problems().is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let problems: Vec<String> = inspection
+        .problems()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    Err(CliError::usage(format!(
+        "malformed ticket: {}",
+        problems.join("; ")
+    )))
 }
 
 pub(crate) fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
-    let mut verifier = match &args.public_key {
+    let mut builder = Verifier::builder();
+    match &args.public_key {
         Some(path) => {
             let pem = std::fs::read_to_string(path).map_err(|e| {
                 CliError::usage(format!("cannot read public key {}: {e}", path.display()))
             })?;
             let key = PublicKey::from_pem(&pem)
                 .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
-            let verifier = Verifier::from_public_key(key);
-            match &args.key_id {
-                Some(id) => verifier.expect_key_id(id.clone()),
-                None => verifier,
+            builder = match &args.key_id {
+                Some(id) => builder.public_key(id.clone(), key),
+                None => builder.public_key_any_id(key),
+            };
+        }
+        None => {
+            for creds in args.keys.load()? {
+                builder = builder.credentials(&creds);
             }
         }
-        None => Verifier::new(&args.credentials.load()?),
-    };
-    if let Some(env) = &args.env {
-        verifier = verifier.expect_env(env.clone());
     }
-    let verifier = verifier.skew_ms(args.skew_ms);
+    if let Some(env) = &args.env {
+        builder = builder.env(env.clone());
+    }
+    let verifier = builder.skew_ms(args.skew_ms).build()?;
     let text = read_ticket(&args.ticket)?;
     let now = args.now_ms.unwrap_or_else(|| SystemClock.now_ms());
     match verifier.verify_at(&text, now) {
         Ok(ticket) => {
-            print_json(&describe(&ticket, now, Some(true)))?;
+            let warnings = ticket.claims().warnings();
+            let description = Description {
+                key_id: Some(ticket.key_id()),
+                header: HeaderView::Typed(ticket.header()),
+                claims: ClaimsView::Typed(ticket.claims()),
+                issued_at: None,
+                expires_at: None,
+                session_expires_at: None,
+                expired: None,
+                valid: Some(true),
+                problems: Vec::new(),
+                warnings: warnings.iter().map(ToString::to_string).collect(),
+            };
+            print_json(&times(description, ticket.claims(), now))?;
+            print_warnings(&warnings);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => Err(CliError::failure(format!("invalid ticket: {e}"))),

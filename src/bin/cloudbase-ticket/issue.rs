@@ -50,16 +50,18 @@ pub(crate) struct IssueArgs {
     /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order.
     #[arg(long, value_name = "FILE|-")]
     uids: Option<String>,
-    /// The env to issue for; must equal the key's env_id (default: the key's env_id).
+    /// The env to issue for: must equal the key's env_id, if it has one (default: the key's
+    /// env_id; required for old keys without one).
     #[arg(long, value_name = "ENV", conflicts_with = "current_env")]
     env: Option<String>,
     /// Issue for the current env: TCB_ENV, else SCF_NAMESPACE (as in a cloud function).
     #[arg(long)]
     current_env: bool,
-    /// The ticket's `refresh` in milliseconds (default 3600000).
+    /// The ticket's `refresh` in milliseconds (default 3600000 = 1 hour; under 60000 warns).
     #[arg(long, value_name = "MS")]
     refresh_ms: Option<u64>,
-    /// The ticket's `expire`, an absolute time in ms since the epoch (default: now + 7 days).
+    /// The ticket's `expire`: an absolute time in ms since the epoch, not a duration (default:
+    /// now + 7 days; a time before now is refused).
     #[arg(long, value_name = "MS")]
     expire_ms: Option<u64>,
     /// Use this time (ms since the epoch) instead of the clock: reproducible tickets.
@@ -98,6 +100,9 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
     }
     if let Some(expire) = args.expire_ms {
         options = options.with_expire_ms(expire);
+    }
+    for warning in options.warnings() {
+        eprintln!("cloudbase-ticket: warning: {warning}");
     }
 
     if let Some(uid) = &args.uid {

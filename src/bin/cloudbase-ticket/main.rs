@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use cloudbase_ticket::credentials::CredentialsWarning;
 use cloudbase_ticket::{Backend, Credentials};
 
 /// Exit code for bad input.
@@ -65,40 +66,65 @@ struct CredentialsArgs {
     /// The console's tcb_custom_login.json. Without it, credentials come from the environment.
     #[arg(long, value_name = "FILE")]
     credentials: Option<PathBuf>,
-    /// Signing backend (default: aws-lc when compiled in).
-    #[arg(long, value_name = "NAME", value_parser = parse_backend)]
+    /// Signing backend: aws-lc or rust-crypto (default: aws-lc when compiled in).
+    #[arg(long, value_name = "NAME")]
     backend: Option<Backend>,
 }
 
 impl CredentialsArgs {
     /// Load the credentials, warning on stderr about a file others can read.
     fn load(&self) -> Result<Credentials, CliError> {
-        let creds = match &self.credentials {
-            Some(path) => Credentials::from_file(path)?,
-            None => Credentials::from_env()?,
-        };
-        if let Some(warning) = creds.permission_warning() {
-            eprintln!("cloudbase-ticket: {warning}");
-        }
-        match self.backend {
-            Some(backend) => Ok(creds.with_backend(backend)?),
-            None => Ok(creds),
-        }
+        load_credentials(self.credentials.as_deref(), self.backend)
     }
 }
 
-fn parse_backend(name: &str) -> Result<Backend, String> {
-    Backend::all()
-        .iter()
-        .copied()
-        .find(|b| b.name() == name)
-        .ok_or_else(|| {
-            let names: Vec<&str> = Backend::all().iter().map(|b| b.name()).collect();
-            format!(
-                "unknown backend {name:?}; this build has: {}",
-                names.join(", ")
-            )
-        })
+/// Keys to verify with: one or more files (a key rotation), or the environment.
+#[derive(Args, Debug, Clone)]
+struct KeySetArgs {
+    /// The console's tcb_custom_login.json; repeat it for every key to accept (CloudBase keeps
+    /// an old key valid for 2 hours after a new one is made). Without it, the environment.
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    credentials: Vec<PathBuf>,
+    /// Backend for the RSA operations: aws-lc or rust-crypto (default: aws-lc when compiled in).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<Backend>,
+}
+
+impl KeySetArgs {
+    /// Load every key, warning on stderr about files others can read.
+    fn load(&self) -> Result<Vec<Credentials>, CliError> {
+        if self.credentials.is_empty() {
+            return Ok(vec![load_credentials(None, self.backend)?]);
+        }
+        self.credentials
+            .iter()
+            .map(|path| load_credentials(Some(path), self.backend))
+            .collect()
+    }
+}
+
+/// Load credentials from `path` or the environment; print their warnings on stderr.
+fn load_credentials(
+    path: Option<&std::path::Path>,
+    backend: Option<Backend>,
+) -> Result<Credentials, CliError> {
+    let creds = match path {
+        Some(path) => Credentials::from_file(path)?,
+        None => Credentials::from_env()?,
+    };
+    for warning in creds.warnings() {
+        match &warning {
+            CredentialsWarning::LooseFilePermissions { path, .. } => eprintln!(
+                "cloudbase-ticket: warning: {warning}; run: chmod 600 {}",
+                path.display()
+            ),
+            other => eprintln!("cloudbase-ticket: warning: {other}"),
+        }
+    }
+    match backend {
+        Some(backend) => Ok(creds.with_backend(backend)?),
+        None => Ok(creds),
+    }
 }
 
 /// An error to report: one line on stderr and an exit code.
@@ -152,8 +178,9 @@ cli_error_from!(
     cloudbase_ticket::CredentialsError,
     cloudbase_ticket::IssuerError,
     cloudbase_ticket::TicketError,
-    cloudbase_ticket::PublicKeyError,
-    cloudbase_ticket::GenerateError
+    cloudbase_ticket::VerifierError,
+    cloudbase_ticket::public_key::PublicKeyError,
+    cloudbase_ticket::credentials::GenerateError
 );
 
 /// Write to stdout; a closed pipe (`| head`) ends the program quietly.

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use cloudbase_ticket::emulator::{Emulator, EmulatorError};
 
-use crate::{CliError, CredentialsArgs, write_stdout};
+use crate::{CliError, KeySetArgs, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   # an emulator on an ephemeral loopback port; its URL is the first line on stdout
@@ -23,7 +23,7 @@ GET /.well-known/jwks.json, GET /openapi.json. Stops on Ctrl-C or SIGTERM, savin
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
-    credentials: CredentialsArgs,
+    keys: KeySetArgs,
     /// Address to listen on (port 0: any free port).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
@@ -40,14 +40,19 @@ pub(crate) struct ServeArgs {
 
 fn emulator_error(e: EmulatorError) -> CliError {
     match e {
-        EmulatorError::NoEnv | EmulatorError::State { .. } => CliError::usage(e.to_string()),
+        EmulatorError::NoEnv | EmulatorError::Keys(_) | EmulatorError::State { .. } => {
+            CliError::usage(e.to_string())
+        }
         _ => CliError::failure(e.to_string()),
     }
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
-    let creds = args.credentials.load()?;
-    let mut builder = Emulator::builder(&creds);
+    let keys = args.keys.load()?;
+    let mut builder = Emulator::builder(&keys[0]);
+    for more in &keys[1..] {
+        builder = builder.credentials(more);
+    }
     if let Some(env) = &args.env {
         builder = builder.env(env.clone());
     }
