@@ -860,13 +860,10 @@ fn json_kind(value: &Value) -> &'static str {
 /// What a value is, for a wrong-type message: numbers are shown (they are short), strings not.
 fn found_text(value: &Value) -> String {
     match value {
-        Value::Number(n) if n.as_i64().is_some_and(|v| v < 0) => {
-            format!("a negative number ({n})")
-        }
-        Value::Number(n) if n.as_f64().is_some_and(|v| v.fract() != 0.0) => {
-            format!("a fractional number ({n})")
-        }
-        Value::Number(n) => format!("a number above 2^64 ({n})"),
+        Value::Number(n) if n.is_u64() => format!("a number ({n})"),
+        Value::Number(n) if n.is_i64() => format!("a negative number ({n})"),
+        // 1758597487.691, 1758597487691.0 (a float where an integer belongs), 1e20.
+        Value::Number(n) => format!("a floating-point number ({n})"),
         other => json_kind(other).to_string(),
     }
 }

@@ -293,3 +293,27 @@ pub fn assert_outcome(case: &Case, what: &str, ours: Result<String, cloudbase_ti
         (expected, ours) => panic!("{what} on {case:?}: expected {expected:?}, got {ours:?}"),
     }
 }
+
+/// A ticket with exactly these header and payload bytes, signed (RS256) with the key of the
+/// credentials file `rel`: what a hand-written third-party issuer makes. Signed by the
+/// `jsonwebtoken` crate, independently of this crate's signer.
+pub fn sign_raw(rel: &str, header_json: &str, payload_json: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture(rel)).unwrap()).unwrap();
+    let key =
+        jsonwebtoken::EncodingKey::from_rsa_pem(file["private_key"].as_str().unwrap().as_bytes())
+            .expect("fixture key loads in jsonwebtoken");
+    let signing_input = format!("{}.{}", b64(header_json), b64(payload_json));
+    let signature = jsonwebtoken::crypto::sign(
+        signing_input.as_bytes(),
+        &key,
+        jsonwebtoken::Algorithm::RS256,
+    )
+    .expect("jsonwebtoken signs");
+    format!(
+        "{}/@@/{signing_input}.{signature}",
+        file["private_key_id"].as_str().unwrap()
+    )
+}
