@@ -31,6 +31,15 @@
 //! * **Quiet about secrets**: no error, `Display` or `Debug` output contains key material, and
 //!   key bytes are wiped when dropped.
 //!
+//! Where things are: [`Credentials`] (the console's key file, from a file, JSON or the
+//! environment), [`Issuer`] (tickets), [`Verifier`] (checks tickets against a key set),
+//! [`ticket`] (the wire format, [`ticket::insecure_decode`] and [`ticket::inspect`] for
+//! looking inside a ticket without trusting it), [`clock`] (where "now" comes from, in ms),
+//! [`uid`] (node-sdk's uid rule), [`Backend`] (who does the RSA). Every error is typed and its
+//! one-line message names what is wrong and the likely fix: times in the wrong unit, tickets
+//! quoted, percent-encoded or cut off on the way, keys without `env_id`, rotated keys (see the
+//! README's "When a ticket doesn't work").
+//!
 //! Features: `aws-lc` (default signing backend), `rust-crypto` (pure-Rust backend), `client`
 //! (the sign-in half: `client::Client` and `client::TokenManager`), `emulator` (a local
 //! CloudBase custom-login server, `emulator::Emulator`), `cli` (the `cloudbase-ticket` tool,
