@@ -3,62 +3,9 @@
 
 mod common;
 
-use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
-
 use cloudbase_ticket::{Issuer, TicketOptions};
+use common::cli::{MAIN, NOW, assert_input_error, bin, run, run_with_stdin, stderr_of};
 use common::{fixture, main_credentials};
-
-const NOW: &str = "1758597487691";
-const MAIN: &str = "fixtures/tcb_custom_login.json";
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudbase-ticket"));
-    cmd.current_dir(common::root());
-    for var in [
-        "TCB_CUSTOM_LOGIN_CREDENTIALS",
-        "TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID",
-        "TCB_CUSTOM_LOGIN_PRIVATE_KEY",
-        "TCB_CUSTOM_LOGIN_ENV_ID",
-        "TCB_ENV",
-        "SCF_NAMESPACE",
-    ] {
-        cmd.env_remove(var);
-    }
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
-
-fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut pipe = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = pipe.write_all(&data);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    out
-}
-
-/// stderr without the permission warning the 0644 fixture triggers.
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8(out.stderr.clone())
-        .unwrap()
-        .lines()
-        .filter(|l| !l.contains("accessible by group or others"))
-        .map(|l| format!("{l}\n"))
-        .collect()
-}
 
 fn library_ticket(uid: &str, options: TicketOptions) -> String {
     Issuer::builder(main_credentials())
@@ -67,20 +14,6 @@ fn library_ticket(uid: &str, options: TicketOptions) -> String {
         .unwrap()
         .create_ticket_with(uid, &options)
         .unwrap()
-}
-
-/// Exit 2, nothing on stdout, exactly one line on stderr.
-fn assert_input_error(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr_of(out));
-    assert!(
-        out.stdout.is_empty(),
-        "stdout: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let err = stderr_of(out);
-    assert_eq!(err.lines().count(), 1, "not one line: {err:?}");
-    assert!(err.contains(needle), "{err:?} lacks {needle:?}");
-    assert!(!err.contains("panicked"), "{err}");
 }
 
 #[test]

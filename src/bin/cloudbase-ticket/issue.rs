@@ -43,36 +43,52 @@ pub(crate) struct IssueArgs {
     #[arg(
         long,
         value_name = "UID",
+        allow_hyphen_values = true,
         required_unless_present = "uids",
         conflicts_with = "uids"
     )]
     uid: Option<String>,
     /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order.
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     uids: Option<String>,
     /// The env to issue for; must equal the key's env_id (default: the key's env_id).
-    #[arg(long, value_name = "ENV", conflicts_with = "current_env")]
+    #[arg(
+        long,
+        value_name = "ENV",
+        allow_hyphen_values = true,
+        conflicts_with = "current_env"
+    )]
     env: Option<String>,
     /// Issue for the current env: TCB_ENV, else SCF_NAMESPACE (as in a cloud function).
     #[arg(long)]
     current_env: bool,
     /// The ticket's `refresh` in milliseconds (default 3600000).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     refresh_ms: Option<u64>,
     /// The ticket's `expire`, an absolute time in ms since the epoch (default: now + 7 days).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     expire_ms: Option<u64>,
     /// Use this time (ms since the epoch) instead of the clock: reproducible tickets.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     now_ms: Option<u64>,
     /// Refuse keys under 2048 bits (the console issues 1024-bit keys).
     #[arg(long)]
     strict_key_size: bool,
     /// With --uids: write to FILE (created with mode 0600) instead of stdout.
-    #[arg(long, value_name = "FILE", requires = "uids")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        requires = "uids"
+    )]
     out: Option<PathBuf>,
     /// With --uids: signing threads (default: all cores).
-    #[arg(long, value_name = "N", requires = "uids")]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        requires = "uids"
+    )]
     threads: Option<NonZeroUsize>,
     /// With --uids: skip invalid lines (and report how many) instead of stopping.
     #[arg(long, requires = "uids")]

@@ -19,13 +19,19 @@ or anything else that verifies tickets with its public key.";
 #[derive(Args, Debug)]
 pub(crate) struct KeygenArgs {
     /// The env id to write into the file.
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", allow_hyphen_values = true)]
     env: String,
     /// RSA key size (the console issues 1024).
-    #[arg(long, value_name = "BITS", default_value_t = 1024, value_parser = parse_bits)]
+    #[arg(
+        long,
+        value_name = "BITS",
+        default_value_t = 1024,
+        value_parser = parse_bits,
+        allow_negative_numbers = true
+    )]
     bits: usize,
     /// Write to FILE (mode 0600) instead of stdout.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     out: Option<PathBuf>,
     /// Overwrite FILE if it exists.
     #[arg(long, requires = "out")]

@@ -28,13 +28,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
     /// Load users and live refresh tokens from FILE, and save them there (JSON, mode 0600).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     state: Option<PathBuf>,
     /// The env to emulate (default: the key's env_id).
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", allow_hyphen_values = true)]
     env: Option<String>,
     /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     threads: Option<NonZeroUsize>,
 }
 
