@@ -331,7 +331,7 @@ fn bulk_issue_stops_at_a_bad_line_or_skips_it() {
 }
 
 #[test]
-fn bulk_issue_to_a_private_file_removed_on_failure() {
+fn bulk_issue_to_a_private_file_kept_whole_on_failure() {
     let dir = tempfile::tempdir().unwrap();
     let uids = dir.path().join("uids.txt");
     let out_path = dir.path().join("tickets.jsonl");
@@ -370,7 +370,12 @@ fn bulk_issue_to_a_private_file_removed_on_failure() {
         out_path.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(!out_path.exists(), "no half-written output");
+    // The complete output of the first run is left as it was (tests/cli_output_files.rs).
+    assert_eq!(
+        std::fs::read_to_string(&out_path).unwrap().lines().count(),
+        2,
+        "no half-written output"
+    );
     assert_input_error(
         &run(&["issue", "--credentials", MAIN, "--uids", "no/such/file"]),
         "cannot open uid file",

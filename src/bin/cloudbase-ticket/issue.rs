@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use cloudbase_ticket::{Issuer, TicketError, TicketOptions};
 
+use crate::output::{Existing, OutputFile};
 use crate::{CliError, CredentialsArgs, io_failure, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
@@ -74,7 +75,7 @@ pub(crate) struct IssueArgs {
     /// Refuse keys under 2048 bits (the console issues 1024-bit keys).
     #[arg(long)]
     strict_key_size: bool,
-    /// With --uids: write to FILE (created with mode 0600) instead of stdout.
+    /// With --uids: write to FILE instead of stdout: mode 0600, whole or not at all.
     #[arg(
         long,
         value_name = "FILE",
@@ -140,70 +141,56 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
             .map(|m| m.len());
         (Box::new(file), len)
     };
-    let output = Output::open(args.out.as_deref())?;
+    // With --out: a temporary file until the run succeeds (see output.rs); dropped on an error
+    // (the `?` below), which removes it and leaves any existing file as it was.
+    let mut file = args.out.as_deref().map(OutputFile::create).transpose()?;
     let progress = Progress::new(input_len);
-    let result = bulk_issue(
-        &issuer,
-        &options,
-        input,
-        output.writer,
-        threads,
-        args.skip_invalid,
-        &progress,
-    );
+    let result = match &mut file {
+        Some(file) => {
+            let name = file.shown().display().to_string();
+            let writer = &mut BufWriter::with_capacity(1 << 16, file);
+            let sink = Sink { writer, name };
+            bulk_issue(
+                &issuer,
+                &options,
+                input,
+                sink,
+                threads,
+                args.skip_invalid,
+                &progress,
+            )
+        }
+        None => {
+            let writer = &mut BufWriter::with_capacity(1 << 16, io::stdout());
+            let sink = Sink {
+                writer,
+                name: "stdout".to_string(),
+            };
+            bulk_issue(
+                &issuer,
+                &options,
+                input,
+                sink,
+                threads,
+                args.skip_invalid,
+                &progress,
+            )
+        }
+    };
     progress.finish();
-    match result {
-        Ok(summary) => {
-            if args.skip_invalid {
-                eprintln!(
-                    "cloudbase-ticket: issued {} tickets, skipped {} invalid line{}",
-                    summary.issued,
-                    summary.skipped,
-                    if summary.skipped == 1 { "" } else { "s" }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            // No half-written output file: a harness would mistake it for a complete run.
-            if let Some(path) = &output.path {
-                let _ = std::fs::remove_file(path);
-            }
-            Err(e)
-        }
+    let summary = result?;
+    if let Some(file) = file {
+        file.commit(Existing::Replace)?;
     }
-}
-
-/// Where JSON Lines go.
-struct Output {
-    writer: Box<dyn Write + Send>,
-    path: Option<PathBuf>,
-}
-
-impl Output {
-    fn open(path: Option<&Path>) -> Result<Self, CliError> {
-        let Some(path) = path else {
-            return Ok(Self {
-                writer: Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-                path: None,
-            });
-        };
-        let mut open = std::fs::OpenOptions::new();
-        open.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            // Tickets are bearer credentials for ten minutes: keep them private.
-            open.mode(0o600);
-        }
-        let file = open
-            .open(path)
-            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", path.display())))?;
-        Ok(Self {
-            writer: Box::new(BufWriter::with_capacity(1 << 16, file)),
-            path: Some(path.to_path_buf()),
-        })
+    if args.skip_invalid {
+        eprintln!(
+            "cloudbase-ticket: issued {} tickets, skipped {} invalid line{}",
+            summary.issued,
+            summary.skipped,
+            if summary.skipped == 1 { "" } else { "s" }
+        );
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on stderr when stderr is a terminal; nothing otherwise.
@@ -276,6 +263,12 @@ struct Done {
     error: Option<CliError>,
 }
 
+/// Where JSON Lines go, and its name for messages.
+struct Sink<'a> {
+    writer: &'a mut dyn Write,
+    name: String,
+}
+
 struct Summary {
     issued: u64,
     skipped: u64,
@@ -289,7 +282,7 @@ fn bulk_issue(
     issuer: &Issuer,
     options: &TicketOptions,
     input: Box<dyn Read + Send>,
-    mut out: Box<dyn Write + Send>,
+    sink: Sink<'_>,
     threads: usize,
     skip_invalid: bool,
     progress: &Progress,
@@ -318,9 +311,10 @@ fn bulk_issue(
         drop(done_tx);
         drop(work_rx);
 
-        let result = write_in_order(done_rx, token_tx, &mut *out, progress, &stop);
+        let Sink { writer, name } = sink;
+        let result = write_in_order(done_rx, token_tx, writer, &name, progress, &stop);
         let result = result.and_then(|summary| {
-            out.flush().map_err(|e| io_failure("output", e))?;
+            writer.flush().map_err(|e| io_failure(&name, e))?;
             Ok(summary)
         });
         match reader.join().expect("reader thread does not panic") {
@@ -502,6 +496,7 @@ fn write_in_order(
     done: Receiver<Done>,
     tokens: SyncSender<()>,
     out: &mut dyn Write,
+    out_name: &str,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<Summary, CliError> {
@@ -517,7 +512,7 @@ fn write_in_order(
             next += 1;
             out.write_all(&result.json_lines).map_err(|e| {
                 stop.store(true, Ordering::Relaxed);
-                io_failure("output", e)
+                io_failure(out_name, e)
             })?;
             summary.issued += result.issued;
             summary.skipped += result.skipped;

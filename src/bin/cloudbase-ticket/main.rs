@@ -9,6 +9,7 @@ mod bench;
 mod inspect;
 mod issue;
 mod keygen;
+mod output;
 mod serve;
 
 use std::ffi::OsString;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use cloudbase_ticket::emulator::{Emulator, EmulatorError};
 
-use crate::{CliError, CredentialsArgs, write_stdout};
+use crate::{CliError, CredentialsArgs, output, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   # an emulator on an ephemeral loopback port; its URL is the first line on stdout
@@ -52,7 +52,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         builder = builder.env(env.clone());
     }
     if let Some(path) = &args.state {
-        builder = builder.state_file(path.clone());
+        // The emulator saves by renaming a new file onto the path: never onto a device, a FIFO
+        // or a symlink (which would remove them); a symlink is written through (output.rs).
+        builder = builder.state_file(output::rename_target(path)?);
     }
     let emulator = builder.build().map_err(emulator_error)?;
     let threads = args
