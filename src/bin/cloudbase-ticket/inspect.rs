@@ -64,16 +64,18 @@ pub(crate) struct VerifyArgs {
     skew_ms: u64,
 }
 
+/// The ticket from the argument, or from stdin for `-`, without the text editors and shells
+/// add: a UTF-8 byte order mark, surrounding whitespace and line ends (CRLF included).
 fn read_ticket(arg: &str) -> Result<String, CliError> {
     if arg != "-" {
-        return Ok(arg.trim().to_string());
+        return Ok(crate::text::strip_added_text(arg).to_string());
     }
     let mut text = String::new();
     std::io::stdin()
-        .take(MAX_TICKET_LEN as u64 + 1)
+        .take(MAX_TICKET_LEN as u64 + 64)
         .read_to_string(&mut text)
         .map_err(|e| CliError::usage(format!("cannot read the ticket from stdin: {e}")))?;
-    Ok(text.trim().to_string())
+    Ok(crate::text::strip_added_text(&text).to_string())
 }
 
 fn rfc3339(ms: u64) -> String {

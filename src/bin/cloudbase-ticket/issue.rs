@@ -49,7 +49,8 @@ pub(crate) struct IssueArgs {
         conflicts_with = "uids"
     )]
     uid: Option<String>,
-    /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order.
+    /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order. A BOM,
+    /// CRLF and surrounding whitespace are ignored, and so are blank lines.
     #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     uids: Option<String>,
     /// The env to issue for; must equal the key's env_id (default: the key's env_id).
@@ -444,10 +445,16 @@ fn sign_chunks(
                 Some(end) => {
                     let bytes = &chunk.data[start..*end];
                     start = *end;
-                    std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+                    std::str::from_utf8(bytes)
+                        .map(crate::text::strip_added_text)
+                        .map_err(|_| "not UTF-8 text".to_string())
                 }
                 None => Err(format!("longer than {MAX_LINE_BYTES} bytes")),
             };
+            if uid.as_ref().is_ok_and(|uid| uid.is_empty()) {
+                // A blank line (an editor's trailing empty line, a separator): not a uid.
+                continue;
+            }
             ticket.clear();
             let outcome =
                 uid.and_then(|uid| match issuer.write_ticket(uid, options, &mut ticket) {

@@ -11,6 +11,7 @@ mod issue;
 mod keygen;
 mod output;
 mod serve;
+mod text;
 
 use std::ffi::OsString;
 use std::io::{self, Write};
