@@ -1,5 +1,8 @@
 //! Live differential test: fresh random cases, run through the real node-sdk 3.18.3
 //! `createTicket` (scripts/node/oracle.js) and through this crate, compared byte for byte.
+//! With the `cli` feature, a sample of the cases (every uid that begins with `-`, and every
+//! fifth case) also runs through the `cloudbase-ticket issue` binary, whose stdout must be
+//! node-sdk's ticket byte for byte, or whose one-line refusal must be the library's.
 //!
 //! Runs whenever node and npm are present (installing the pinned packages on first use);
 //! under `CI=true` a missing node fails the test instead of skipping it. Set
@@ -46,7 +49,9 @@ const KEYS: [&str; 10] = [
     "fixtures/keys/rsa4096-pkcs8.json",
 ];
 
-fn random_case(rng: &mut Rng) -> Case {
+/// Case `index`: its uid's first character is drawn from the whole alphabet, except that every
+/// eighth uid begins with `-` and every sixteenth with `--` (values a command line must take).
+fn random_case(rng: &mut Rng, index: usize) -> Case {
     let alphabet: Vec<char> = ('a'..='z')
         .chain('A'..='Z')
         .chain('0'..='9')
@@ -58,9 +63,15 @@ fn random_case(rng: &mut Rng) -> Case {
         .unwrap_or("env-for-a-key-without-env-id")
         .to_string();
     // Mostly valid uids, sometimes invalid ones (too short/long, a foreign character).
-    let mut uid: String = (0..rng.range(4, 32))
-        .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
-        .collect();
+    let len = rng.range(4, 32);
+    let mut uid: String = match index % 16 {
+        0 => "--".to_string(),
+        8 => "-".to_string(),
+        _ => String::new(),
+    };
+    while (uid.chars().count() as u64) < len {
+        uid.push(alphabet[rng.below(alphabet.len() as u64) as usize]);
+    }
     match rng.below(20) {
         0 => uid.truncate(rng.below(4) as usize),
         1 => uid.push_str(&"x".repeat(33 - uid.len())),
@@ -136,7 +147,7 @@ fn fresh_random_cases_match_node_sdk_byte_for_byte() {
         "differential seed {seed} (DIFFERENTIAL_SEED={seed} replays this run), {count} cases"
     );
     let mut rng = Rng(seed);
-    let cases: Vec<Case> = (0..count).map(|_| random_case(&mut rng)).collect();
+    let cases: Vec<Case> = (0..count).map(|i| random_case(&mut rng, i)).collect();
 
     let mut child = Command::new("node")
         .arg(root().join("scripts/node/oracle.js"))
@@ -185,8 +196,93 @@ fn fresh_random_cases_match_node_sdk_byte_for_byte() {
          {deliberate} deliberate differences (expire before iat refused, env given for a key \
          without env_id)"
     );
+
+    // The CLI, on a sample: every uid that begins with '-', and every fifth case. It must
+    // answer exactly as the library does (checked against node-sdk above).
+    #[cfg(feature = "cli")]
+    {
+        let mut cli_checked = 0;
+        for (index, case) in answer.results.iter().enumerate() {
+            if !(case.uid.starts_with('-') || index % 5 == 0) {
+                continue;
+            }
+            let library = common::issue(case, Backend::default()).map_err(|e| e.to_string());
+            let expected = match &library {
+                Ok(ticket) => Ok(ticket.as_str()),
+                Err(message) => Err(message.as_str()),
+            };
+            assert_cli_outcome(case, expected, seed);
+            cli_checked += 1;
+        }
+        let hyphen_first = answer
+            .results
+            .iter()
+            .filter(|c| c.uid.starts_with('-'))
+            .count();
+        eprintln!(
+            "differential: {cli_checked} cases through the CLI, {hyphen_first} of them with a \
+             uid that begins with '-'"
+        );
+        assert!(hyphen_first > 0, "no uid begins with '-'");
+    }
     assert!(
         same_ticket >= count / 2,
         "too few issued cases to mean anything"
     );
+}
+
+/// Run `case` through `cloudbase-ticket issue` and check its outcome: `Ok(ticket)`, exit 0 and
+/// exactly the ticket and a newline on stdout; `Err(message)`, exit 2, nothing on stdout and the
+/// one line `cloudbase-ticket: <message>` on stderr (warnings aside), so that the CLI and the
+/// library never word a refusal differently.
+#[cfg(feature = "cli")]
+fn assert_cli_outcome(case: &Case, expected: Result<&str, &str>, seed: u64) {
+    let mut cmd = common::cli::bin();
+    cmd.args(["issue", "--credentials", &case.credentials]);
+    cmd.args(["--now-ms", &case.now_ms.to_string()]);
+    // A word that begins with '--' is a flag: such a uid is attached (see argv.rs).
+    if case.uid.starts_with("--") {
+        cmd.arg(format!("--uid={}", case.uid));
+    } else {
+        cmd.args(["--uid", &case.uid]);
+    }
+    match case.env.mode.as_str() {
+        "init" => cmd.args(["--env", &case.env.value]),
+        "tcb_env" => cmd.arg("--current-env").env("TCB_ENV", &case.env.value),
+        "scf_namespace" => cmd
+            .arg("--current-env")
+            .env("SCF_NAMESPACE", &case.env.value),
+        other => panic!("unknown env mode {other}"),
+    };
+    if let Some(options) = &case.options {
+        if let Some(refresh) = options.refresh {
+            cmd.args(["--refresh-ms", &refresh.to_string()]);
+        }
+        if let Some(expire) = options.expire {
+            cmd.args(["--expire-ms", &expire.to_string()]);
+        }
+    }
+    let out = common::cli::run_cmd(&mut cmd, b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = common::cli::stderr_of(&out);
+    match expected {
+        Ok(ticket) => {
+            assert_eq!(
+                (out.status.code(), stdout.as_ref()),
+                (Some(0), format!("{ticket}\n").as_str()),
+                "seed {seed}: the CLI differs from node-sdk on {case:?}; stderr: {stderr}"
+            );
+        }
+        Err(message) => {
+            assert_eq!(
+                (out.status.code(), stdout.as_ref(), stderr.as_str()),
+                (
+                    Some(2),
+                    "",
+                    format!("cloudbase-ticket: {message}\n").as_str()
+                ),
+                "seed {seed}: the CLI refuses {case:?} unlike the library"
+            );
+        }
+    }
 }

@@ -10,6 +10,10 @@ use std::ffi::OsString;
 use cloudbase_ticket::{Backend, Credentials, Issuer, PublicKey, TicketOptions};
 use serde::Deserialize;
 
+/// Running the CLI binary (only built with the `cli` feature).
+#[cfg(feature = "cli")]
+pub mod cli;
+
 /// The repository root (tests run with the package root as working directory).
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -18,10 +18,20 @@ pub(crate) struct BenchArgs {
     #[command(flatten)]
     credentials: CredentialsArgs,
     /// How long to run.
-    #[arg(long, value_name = "S", default_value_t = 3.0)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 3.0,
+        allow_negative_numbers = true
+    )]
     seconds: f64,
     /// Threads issuing at once, sharing one issuer.
-    #[arg(long, value_name = "N", default_value = "1")]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value = "1",
+        allow_negative_numbers = true
+    )]
     threads: NonZeroUsize,
     /// End with one JSON object on the last line of stdout.
     #[arg(long)]

@@ -24,10 +24,10 @@ Exit codes: 0 valid (the ticket's JSON on stdout), 1 invalid (the reason on stde
 #[derive(Args, Debug)]
 pub(crate) struct InspectArgs {
     /// The ticket, or '-' to read it from stdin.
-    #[arg(value_name = "TICKET|-")]
+    #[arg(value_name = "TICKET|-", allow_hyphen_values = true)]
     ticket: String,
     /// Judge `expired` at this time (ms since the epoch) instead of now.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     now_ms: Option<u64>,
 }
 
@@ -36,35 +36,47 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     keys: KeySetArgs,
     /// Verify with a public key (PEM: PUBLIC KEY or RSA PUBLIC KEY) instead of credentials.
-    #[arg(long, value_name = "FILE", conflicts_with = "credentials")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        conflicts_with = "credentials"
+    )]
     public_key: Option<PathBuf>,
     /// With --public-key: require this key id.
-    #[arg(long, value_name = "ID", requires = "public_key")]
+    #[arg(
+        long,
+        value_name = "ID",
+        allow_hyphen_values = true,
+        requires = "public_key"
+    )]
     key_id: Option<String>,
     /// Require this env (default: the credentials' env_id; required for keys without one).
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", allow_hyphen_values = true)]
     env: Option<String>,
     /// The ticket, or '-' to read it from stdin.
-    #[arg(value_name = "TICKET|-")]
+    #[arg(value_name = "TICKET|-", allow_hyphen_values = true)]
     ticket: String,
     /// Verify at this time (ms since the epoch) instead of now.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     now_ms: Option<u64>,
     /// Accept tickets issued up to this many ms in the future (clock skew).
-    #[arg(long, value_name = "MS", default_value_t = cloudbase_ticket::verify::DEFAULT_SKEW_MS)]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true, default_value_t = cloudbase_ticket::verify::DEFAULT_SKEW_MS)]
     skew_ms: u64,
 }
 
+/// The ticket from the argument, or from stdin for `-`, without the text editors and shells
+/// add: a UTF-8 byte order mark, surrounding whitespace and line ends (CRLF included).
 fn read_ticket(arg: &str) -> Result<String, CliError> {
     if arg != "-" {
-        return Ok(arg.trim().to_string());
+        return Ok(crate::text::strip_added_text(arg).to_string());
     }
     let mut text = String::new();
     std::io::stdin()
-        .take(MAX_TICKET_LEN as u64 + 1)
+        .take(MAX_TICKET_LEN as u64 + 64)
         .read_to_string(&mut text)
         .map_err(|e| CliError::usage(format!("cannot read the ticket from stdin: {e}")))?;
-    Ok(text.trim().to_string())
+    Ok(crate::text::strip_added_text(&text).to_string())
 }
 
 fn rfc3339(ms: u64) -> String {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
 use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use clap::Args;
 use cloudbase_ticket::{Issuer, TicketError, TicketOptions};
 
+use crate::output::{Existing, OutputFile};
 use crate::{CliError, CredentialsArgs, io_failure, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
@@ -43,38 +44,55 @@ pub(crate) struct IssueArgs {
     #[arg(
         long,
         value_name = "UID",
+        allow_hyphen_values = true,
         required_unless_present = "uids",
         conflicts_with = "uids"
     )]
     uid: Option<String>,
-    /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order.
-    #[arg(long, value_name = "FILE|-")]
+    /// Issue for every line of FILE ('-' for stdin); writes JSON Lines in input order. A BOM,
+    /// CRLF and surrounding whitespace are ignored, and so are blank lines.
+    #[arg(long, value_name = "FILE|-", allow_hyphen_values = true)]
     uids: Option<String>,
     /// The env to issue for: must equal the key's env_id, if it has one (default: the key's
     /// env_id; required for old keys without one).
-    #[arg(long, value_name = "ENV", conflicts_with = "current_env")]
+    #[arg(
+        long,
+        value_name = "ENV",
+        allow_hyphen_values = true,
+        conflicts_with = "current_env"
+    )]
     env: Option<String>,
     /// Issue for the current env: TCB_ENV, else SCF_NAMESPACE (as in a cloud function).
     #[arg(long)]
     current_env: bool,
     /// The ticket's `refresh` in milliseconds (default 3600000 = 1 hour; under 60000 warns).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     refresh_ms: Option<u64>,
     /// The ticket's `expire`: an absolute time in ms since the epoch, not a duration (default:
     /// now + 7 days; a time before now is refused).
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     expire_ms: Option<u64>,
     /// Use this time (ms since the epoch) instead of the clock: reproducible tickets.
-    #[arg(long, value_name = "MS")]
+    #[arg(long, value_name = "MS", allow_negative_numbers = true)]
     now_ms: Option<u64>,
     /// Refuse keys under 2048 bits (the console issues 1024-bit keys).
     #[arg(long)]
     strict_key_size: bool,
-    /// With --uids: write to FILE (created with mode 0600) instead of stdout.
-    #[arg(long, value_name = "FILE", requires = "uids")]
+    /// With --uids: write to FILE instead of stdout: mode 0600, whole or not at all.
+    #[arg(
+        long,
+        value_name = "FILE",
+        allow_hyphen_values = true,
+        requires = "uids"
+    )]
     out: Option<PathBuf>,
     /// With --uids: signing threads (default: all cores).
-    #[arg(long, value_name = "N", requires = "uids")]
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        requires = "uids"
+    )]
     threads: Option<NonZeroUsize>,
     /// With --uids: skip invalid lines (and report how many) instead of stopping.
     #[arg(long, requires = "uids")]
@@ -129,70 +147,56 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
             .map(|m| m.len());
         (Box::new(file), len)
     };
-    let output = Output::open(args.out.as_deref())?;
+    // With --out: a temporary file until the run succeeds (see output.rs); dropped on an error
+    // (the `?` below), which removes it and leaves any existing file as it was.
+    let mut file = args.out.as_deref().map(OutputFile::create).transpose()?;
     let progress = Progress::new(input_len);
-    let result = bulk_issue(
-        &issuer,
-        &options,
-        input,
-        output.writer,
-        threads,
-        args.skip_invalid,
-        &progress,
-    );
+    let result = match &mut file {
+        Some(file) => {
+            let name = file.shown().display().to_string();
+            let writer = &mut BufWriter::with_capacity(1 << 16, file);
+            let sink = Sink { writer, name };
+            bulk_issue(
+                &issuer,
+                &options,
+                input,
+                sink,
+                threads,
+                args.skip_invalid,
+                &progress,
+            )
+        }
+        None => {
+            let writer = &mut BufWriter::with_capacity(1 << 16, io::stdout());
+            let sink = Sink {
+                writer,
+                name: "stdout".to_string(),
+            };
+            bulk_issue(
+                &issuer,
+                &options,
+                input,
+                sink,
+                threads,
+                args.skip_invalid,
+                &progress,
+            )
+        }
+    };
     progress.finish();
-    match result {
-        Ok(summary) => {
-            if args.skip_invalid {
-                eprintln!(
-                    "cloudbase-ticket: issued {} tickets, skipped {} invalid line{}",
-                    summary.issued,
-                    summary.skipped,
-                    if summary.skipped == 1 { "" } else { "s" }
-                );
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => {
-            // No half-written output file: a harness would mistake it for a complete run.
-            if let Some(path) = &output.path {
-                let _ = std::fs::remove_file(path);
-            }
-            Err(e)
-        }
+    let summary = result?;
+    if let Some(file) = file {
+        file.commit(Existing::Replace)?;
     }
-}
-
-/// Where JSON Lines go.
-struct Output {
-    writer: Box<dyn Write + Send>,
-    path: Option<PathBuf>,
-}
-
-impl Output {
-    fn open(path: Option<&Path>) -> Result<Self, CliError> {
-        let Some(path) = path else {
-            return Ok(Self {
-                writer: Box::new(BufWriter::with_capacity(1 << 16, io::stdout())),
-                path: None,
-            });
-        };
-        let mut open = std::fs::OpenOptions::new();
-        open.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            // Tickets are bearer credentials for ten minutes: keep them private.
-            open.mode(0o600);
-        }
-        let file = open
-            .open(path)
-            .map_err(|e| CliError::usage(format!("cannot create {}: {e}", path.display())))?;
-        Ok(Self {
-            writer: Box::new(BufWriter::with_capacity(1 << 16, file)),
-            path: Some(path.to_path_buf()),
-        })
+    if args.skip_invalid {
+        eprintln!(
+            "cloudbase-ticket: issued {} tickets, skipped {} invalid line{}",
+            summary.issued,
+            summary.skipped,
+            if summary.skipped == 1 { "" } else { "s" }
+        );
     }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// A progress bar on stderr when stderr is a terminal; nothing otherwise.
@@ -265,6 +269,12 @@ struct Done {
     error: Option<CliError>,
 }
 
+/// Where JSON Lines go, and its name for messages.
+struct Sink<'a> {
+    writer: &'a mut dyn Write,
+    name: String,
+}
+
 struct Summary {
     issued: u64,
     skipped: u64,
@@ -278,7 +288,7 @@ fn bulk_issue(
     issuer: &Issuer,
     options: &TicketOptions,
     input: Box<dyn Read + Send>,
-    mut out: Box<dyn Write + Send>,
+    sink: Sink<'_>,
     threads: usize,
     skip_invalid: bool,
     progress: &Progress,
@@ -307,9 +317,10 @@ fn bulk_issue(
         drop(done_tx);
         drop(work_rx);
 
-        let result = write_in_order(done_rx, token_tx, &mut *out, progress, &stop);
+        let Sink { writer, name } = sink;
+        let result = write_in_order(done_rx, token_tx, writer, &name, progress, &stop);
         let result = result.and_then(|summary| {
-            out.flush().map_err(|e| io_failure("output", e))?;
+            writer.flush().map_err(|e| io_failure(&name, e))?;
             Ok(summary)
         });
         match reader.join().expect("reader thread does not panic") {
@@ -439,10 +450,16 @@ fn sign_chunks(
                 Some(end) => {
                     let bytes = &chunk.data[start..*end];
                     start = *end;
-                    std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())
+                    std::str::from_utf8(bytes)
+                        .map(crate::text::strip_added_text)
+                        .map_err(|_| "not UTF-8 text".to_string())
                 }
                 None => Err(format!("longer than {MAX_LINE_BYTES} bytes")),
             };
+            if uid.as_ref().is_ok_and(|uid| uid.is_empty()) {
+                // A blank line (an editor's trailing empty line, a separator): not a uid.
+                continue;
+            }
             ticket.clear();
             let outcome =
                 uid.and_then(|uid| match issuer.write_ticket(uid, options, &mut ticket) {
@@ -491,6 +508,7 @@ fn write_in_order(
     done: Receiver<Done>,
     tokens: SyncSender<()>,
     out: &mut dyn Write,
+    out_name: &str,
     progress: &Progress,
     stop: &AtomicBool,
 ) -> Result<Summary, CliError> {
@@ -506,7 +524,7 @@ fn write_in_order(
             next += 1;
             out.write_all(&result.json_lines).map_err(|e| {
                 stop.store(true, Ordering::Relaxed);
-                io_failure("output", e)
+                io_failure(out_name, e)
             })?;
             summary.issued += result.issued;
             summary.skipped += result.skipped;

@@ -4,17 +4,21 @@
 //! Exit codes: 0 success; 1 a ticket is invalid (`verify`) or an operation failed; 2 bad input
 //! (flags, credentials, uids, env). Errors are one line on stderr; stdout carries only results.
 
+mod argv;
 mod bench;
 mod inspect;
 mod issue;
 mod keygen;
+mod output;
 mod serve;
+mod text;
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use cloudbase_ticket::credentials::CredentialsWarning;
 use cloudbase_ticket::{Backend, Credentials};
 
@@ -31,6 +35,8 @@ const EXIT_FAILURE: u8 = 1;
     after_help = "Credentials come from --credentials FILE (the console's tcb_custom_login.json) or, \
 without it, from the environment: TCB_CUSTOM_LOGIN_CREDENTIALS (the JSON, or its base64), else \
 TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID + TCB_CUSTOM_LOGIN_PRIVATE_KEY (+ TCB_CUSTOM_LOGIN_ENV_ID).\n\n\
+A value may begin with '-' (--uid -7de). A word that begins with '--' is a flag: write such a \
+value as --uid=--x1, and put such a ticket after '--' (inspect -- TICKET).\n\n\
 Exit codes: 0 success, 1 failure (an invalid ticket for `verify`), 2 bad input."
 )]
 struct Cli {
@@ -64,7 +70,7 @@ enum Command {
 #[derive(Args, Debug, Clone)]
 struct CredentialsArgs {
     /// The console's tcb_custom_login.json. Without it, credentials come from the environment.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     credentials: Option<PathBuf>,
     /// Signing backend: aws-lc or rust-crypto (default: aws-lc when compiled in).
     #[arg(long, value_name = "NAME")]
@@ -83,7 +89,7 @@ impl CredentialsArgs {
 struct KeySetArgs {
     /// The console's tcb_custom_login.json; repeat it for every key to accept (CloudBase keeps
     /// an old key valid for 2 hours after a new one is made). Without it, the environment.
-    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append)]
+    #[arg(long, value_name = "FILE", action = clap::ArgAction::Append, allow_hyphen_values = true)]
     credentials: Vec<PathBuf>,
     /// Backend for the RSA operations: aws-lc or rust-crypto (default: aws-lc when compiled in).
     #[arg(long, value_name = "NAME")]
@@ -200,7 +206,14 @@ pub(crate) fn io_failure(what: &str, e: io::Error) -> CliError {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let mut command = Cli::command();
+    command.build();
+    if let Err(message) = argv::check(&command, &args) {
+        eprintln!("cloudbase-ticket: {message} (see --help)");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -223,7 +236,11 @@ fn main() -> ExitCode {
                 .lines()
                 .take_while(|l| !l.starts_with("Usage:"))
                 .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("tip:")
+                        && !l.starts_with("For more information")
+                })
                 .collect::<Vec<_>>()
                 .join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);

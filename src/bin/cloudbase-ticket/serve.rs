@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use cloudbase_ticket::emulator::{Emulator, EmulatorError};
 
-use crate::{CliError, KeySetArgs, write_stdout};
+use crate::{CliError, KeySetArgs, output, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   # an emulator on an ephemeral loopback port; its URL is the first line on stdout
@@ -28,13 +28,13 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
     /// Load users and live refresh tokens from FILE, and save them there (JSON, mode 0600).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     state: Option<PathBuf>,
     /// The env to emulate (default: the key's env_id).
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", allow_hyphen_values = true)]
     env: Option<String>,
     /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     threads: Option<NonZeroUsize>,
 }
 
@@ -57,7 +57,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         builder = builder.env(env.clone());
     }
     if let Some(path) = &args.state {
-        builder = builder.state_file(path.clone());
+        // The emulator saves by renaming a new file onto the path: never onto a device, a FIFO
+        // or a symlink (which would remove them); a symlink is written through (output.rs).
+        builder = builder.state_file(output::rename_target(path)?);
     }
     let emulator = builder.build().map_err(emulator_error)?;
     let threads = args

@@ -1,0 +1,358 @@
+//! Files the CLI writes (`issue --out`, `keygen --out`): private, whole or absent, and never at
+//! the cost of a path the program did not create.
+//!
+//! - The content goes to a new temporary file in the target's directory, named
+//!   `.NAME.XXXXXX.tmp`, created with `O_EXCL` and mode 0600 (`tempfile`), set to 0600 again
+//!   whatever the umask, written, fsynced, then renamed onto the target: the target is either
+//!   the old file or the whole new one, never a partial one, and it always ends up mode 0600.
+//!   `keygen` without `--force` renames without replacing (`renameat2(RENAME_NOREPLACE)`, else
+//!   `link` + `unlink`, by `tempfile`'s `persist_noclobber`), so a file that appears meanwhile
+//!   is kept too.
+//! - On an error, a full disk, or SIGINT/SIGTERM/SIGHUP, the temporary file is removed and the
+//!   target is left as it was. A signal exits with 128 + its number (130, 143, 129). Only
+//!   SIGKILL or a crash of the machine can leave a `.NAME.*.tmp` file behind, never the target.
+//! - Nothing the program did not create is removed or truncated. A target that exists and is
+//!   not a regular file (a device such as `/dev/null`, a FIFO, a socket, a directory) is
+//!   refused before anything is written: renaming onto it would remove it. A symbolic link is
+//!   written through: the regular file it points to is replaced, and the link stays. A link to
+//!   nothing is refused rather than followed, so that a planted link cannot make the program
+//!   create a file elsewhere.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use tempfile::NamedTempFile;
+
+use crate::CliError;
+
+/// The temporary file being written, if any: the signal thread removes it before exiting.
+/// Held while the file is created, registered, renamed or dropped, so the signal thread never
+/// sees a file that exists but is not registered, and never removes a renamed one.
+static PENDING: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn pending() -> std::sync::MutexGuard<'static, Option<PathBuf>> {
+    PENDING.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Whether [`OutputFile::commit`] may replace an existing target.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Existing {
+    /// Replace it (`issue --out`, `keygen --force`).
+    Replace,
+    /// Keep it and fail (`keygen` without `--force`).
+    Keep,
+}
+
+/// A file being written: a temporary file until [`OutputFile::commit`] renames it onto the
+/// target; dropped without a commit, it is removed.
+pub(crate) struct OutputFile {
+    temp: Option<NamedTempFile>,
+    /// Where the content goes: the path given, or the file its symlink points to.
+    target: PathBuf,
+    /// The path as given, for messages.
+    shown: PathBuf,
+}
+
+/// What is at `path` now, and where the output would go.
+enum Target {
+    /// Nothing: the output creates `path`.
+    Absent(PathBuf),
+    /// A regular file (maybe through a symlink): the output replaces it.
+    File(PathBuf),
+}
+
+fn kind_of(file_type: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_char_device() {
+            return "a character device";
+        }
+        if file_type.is_block_device() {
+            return "a block device";
+        }
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+fn not_regular(shown: &Path, kind: &str) -> CliError {
+    CliError::usage(format!(
+        "{} is {kind}, not a regular file: the output is written to a new file renamed onto the \
+         target, which would remove it; give the path of a regular file",
+        shown.display()
+    ))
+}
+
+/// Where a file written by renaming a new file onto `path` should go: `path` itself, or the
+/// regular file its symlink points to. Refuses anything else (see the module docs).
+pub(crate) fn rename_target(path: &Path) -> Result<PathBuf, CliError> {
+    match resolve(path)? {
+        Target::Absent(p) | Target::File(p) => Ok(p),
+    }
+}
+
+fn resolve(path: &Path) -> Result<Target, CliError> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Target::Absent(path.to_path_buf()));
+        }
+        Err(e) => {
+            return Err(CliError::usage(format!(
+                "cannot use {} for output: {e}",
+                path.display()
+            )));
+        }
+    };
+    if meta.file_type().is_file() {
+        return Ok(Target::File(path.to_path_buf()));
+    }
+    if !meta.file_type().is_symlink() {
+        return Err(not_regular(path, kind_of(meta.file_type())));
+    }
+    let real = std::fs::canonicalize(path).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            CliError::usage(format!(
+                "{} is a symbolic link to a file that does not exist; give the path of the file \
+                 to create instead",
+                path.display()
+            ))
+        } else {
+            CliError::usage(format!(
+                "cannot follow the symbolic link {}: {e}",
+                path.display()
+            ))
+        }
+    })?;
+    let meta = std::fs::metadata(&real)
+        .map_err(|e| CliError::usage(format!("cannot use {} for output: {e}", real.display())))?;
+    if !meta.file_type().is_file() {
+        return Err(not_regular(path, kind_of(meta.file_type())));
+    }
+    Ok(Target::File(real))
+}
+
+/// Refuse early, before slow work such as key generation, a target that [`OutputFile`] would
+/// refuse: not a regular file, a dangling link, or (with [`Existing::Keep`]) any existing
+/// path. The final rename checks again.
+pub(crate) fn check_target(path: &Path, existing: Existing) -> Result<(), CliError> {
+    if existing == Existing::Keep && std::fs::symlink_metadata(path).is_ok() {
+        return Err(exists(path));
+    }
+    resolve(path).map(drop)
+}
+
+fn exists(path: &Path) -> CliError {
+    CliError::usage(format!(
+        "{} exists; pass --force to overwrite it",
+        path.display()
+    ))
+}
+
+impl OutputFile {
+    /// Start writing `path`: check it, watch for signals, create the temporary file.
+    pub(crate) fn create(path: &Path) -> Result<Self, CliError> {
+        let target = rename_target(path)?;
+        let dir = match target.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| CliError::usage(format!("{} does not name a file", path.display())))?;
+        watch_signals()?;
+        let mut pending = pending();
+        let temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(&dir)
+            .map_err(|e| {
+                let hint = match e.kind() {
+                    io::ErrorKind::NotFound => "; create the directory first",
+                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
+                        "; choose a directory you can write to"
+                    }
+                    _ => "",
+                };
+                CliError::usage(format!(
+                    "cannot create {}: cannot create a file in {}: {}{hint}",
+                    path.display(),
+                    dir.display(),
+                    io_message(&e)
+                ))
+            })?;
+        #[cfg(unix)]
+        {
+            // tempfile asks for 0600, which the umask can only narrow; make it exactly 0600.
+            use std::os::unix::fs::PermissionsExt as _;
+            temp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| {
+                    CliError::failure(format!("cannot restrict {}: {e}", temp.path().display()))
+                })?;
+        }
+        *pending = Some(temp.path().to_path_buf());
+        Ok(Self {
+            temp: Some(temp),
+            target,
+            shown: path.to_path_buf(),
+        })
+    }
+
+    /// The path as given, for messages.
+    pub(crate) fn shown(&self) -> &Path {
+        &self.shown
+    }
+
+    /// Make the content durable and put it in place: fsync, rename onto the target, fsync the
+    /// directory. On an error the temporary file is removed and the target left as it was.
+    pub(crate) fn commit(mut self, existing: Existing) -> Result<(), CliError> {
+        if let Err(e) = self.file().as_file().sync_all() {
+            return Err(self.write_error(&e)); // dropping `self` removes the temporary file
+        }
+        let temp = self.temp.take().expect("committed once");
+        let mut pending = pending();
+        let persisted = match existing {
+            Existing::Replace => temp.persist(&self.target),
+            Existing::Keep => temp.persist_noclobber(&self.target),
+        };
+        *pending = None;
+        drop(pending);
+        if let Err(e) = persisted {
+            // Dropping `e.file` removes the temporary file.
+            return Err(if e.error.kind() == io::ErrorKind::AlreadyExists {
+                exists(&self.shown)
+            } else {
+                CliError::failure(format!(
+                    "cannot put {} in place: {}",
+                    self.shown.display(),
+                    io_message(&e.error)
+                ))
+            });
+        }
+        // The rename is durable once the directory is; a failure here cannot undo it.
+        let dir = self.target.parent().filter(|d| !d.as_os_str().is_empty());
+        if let Ok(dir) = File::open(dir.unwrap_or(Path::new("."))) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The one-line message for a failed write, worded as `io_failure` words it.
+    fn write_error(&self, e: &io::Error) -> CliError {
+        CliError::failure(format!("cannot write {}: {e}", self.shown.display()))
+    }
+
+    fn file(&mut self) -> &mut NamedTempFile {
+        self.temp.as_mut().expect("not committed")
+    }
+}
+
+impl Write for OutputFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file().flush()
+    }
+}
+
+impl Drop for OutputFile {
+    fn drop(&mut self) {
+        if let Some(temp) = self.temp.take() {
+            let mut pending = pending();
+            *pending = None;
+            drop(temp); // removes the file
+        }
+    }
+}
+
+/// An I/O error without Rust's "(os error N)" suffix.
+fn io_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
+/// Signals this process ignores (Linux: `SigIgn` in `/proc/self/status`), as a bit mask
+/// (bit `n - 1` for signal `n`); 0 where that file does not exist.
+#[cfg(unix)]
+fn ignored_signals() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: remove the pending temporary file, say so, and exit with
+/// 128 + the signal's number. Installed once, when the first output file is created. A signal
+/// the program was started with ignored (`nohup` ignores SIGHUP; a script's `&` ignores SIGINT)
+/// stays ignored.
+fn watch_signals() -> Result<(), CliError> {
+    #[cfg(unix)]
+    {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        let installed = INSTALLED.get_or_init(|| {
+            let ignored = ignored_signals();
+            let watched = [SIGINT, SIGTERM, SIGHUP]
+                .into_iter()
+                .filter(|&s| ignored & (1 << (s - 1)) == 0);
+            let mut signals = signal_hook::iterator::Signals::new(watched)
+                .map_err(|e| format!("cannot watch signals (to clean up on Ctrl-C): {e}"))?;
+            std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    if let Some(signal) = signals.forever().next() {
+                        // Held until exit: no rename can start after this point.
+                        let pending = pending();
+                        let removed = pending
+                            .as_ref()
+                            .is_some_and(|temp| std::fs::remove_file(temp).is_ok());
+                        let name = match signal {
+                            SIGINT => "SIGINT",
+                            SIGTERM => "SIGTERM",
+                            _ => "SIGHUP",
+                        };
+                        eprintln!(
+                            "cloudbase-ticket: stopped by {name}{}",
+                            if removed {
+                                "; the unfinished output was removed"
+                            } else {
+                                ""
+                            }
+                        );
+                        std::process::exit(128 + signal);
+                    }
+                })
+                .map(drop)
+                .map_err(|e| format!("cannot start the signal thread: {e}"))
+        });
+        installed.clone().map_err(CliError::failure)
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(())
+    }
+}
