@@ -26,9 +26,11 @@
 //!   `text/plain`).
 //! * Nothing is logged; no answer echoes a ticket's signature or a token.
 
+mod cors;
 mod handlers;
 mod jwt;
 mod state;
+mod v1;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -89,6 +91,14 @@ pub enum EmulatorError {
     /// The server stopped with an error.
     #[error("emulator server failed: {0}")]
     Serve(std::io::Error),
+    /// A CORS origin given to [`EmulatorBuilder::cors_origin`] is not an origin.
+    #[error("CORS origin {origin:?}: {detail}")]
+    CorsOrigin {
+        /// The text given (shortened).
+        origin: String,
+        /// What is wrong.
+        detail: &'static str,
+    },
 }
 
 /// Counters of what the emulator answered (successes per endpoint, and all errors).
@@ -126,6 +136,8 @@ struct AppState {
     max_body_bytes: usize,
     stats: Counters,
     state_file: Option<PathBuf>,
+    /// Origins allowed by CORS besides the loopback ones.
+    cors_origins: Arc<[axum::http::HeaderValue]>,
 }
 
 /// Configures an [`Emulator`].
@@ -137,6 +149,7 @@ pub struct EmulatorBuilder {
     refresh_ttl: Duration,
     max_body_bytes: usize,
     clock: Arc<dyn Clock>,
+    cors_origins: Vec<String>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -148,6 +161,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("cors_origins", &self.cors_origins)
             .finish_non_exhaustive()
     }
 }
@@ -190,8 +204,28 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Also allow browser pages from `origin` (`scheme://host[:port]`, e.g.
+    /// `https://app.example.com`) to call the emulator; may be given more than once. Pages on
+    /// `http(s)://localhost`, `127.0.0.1` and `[::1]`, any port, are always allowed. Checked by
+    /// [`build`](Self::build): a path, a trailing slash or `*` is an
+    /// [`EmulatorError::CorsOrigin`].
+    pub fn cors_origin(mut self, origin: impl Into<String>) -> Self {
+        self.cors_origins.push(origin.into());
+        self
+    }
+
     /// Build the emulator, loading the state file if one is set.
     pub fn build(self) -> Result<Emulator, EmulatorError> {
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|origin| {
+                cors::parse_origin(origin).map_err(|detail| EmulatorError::CorsOrigin {
+                    origin: crate::text::truncate_escaped(origin, 64),
+                    detail,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let env = match self
             .env
             .or_else(|| self.credentials.env_id().map(str::to_string))
@@ -223,6 +257,7 @@ impl EmulatorBuilder {
             max_body_bytes: self.max_body_bytes,
             stats: Counters::default(),
             state_file: self.state_file,
+            cors_origins: cors_origins.into(),
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -288,6 +323,7 @@ impl Emulator {
             refresh_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             clock: Arc::new(SystemClock),
+            cors_origins: Vec::new(),
         }
     }
 
