@@ -75,44 +75,8 @@ impl Drop for Serve {
     }
 }
 
-/// Run `command` to completion, killing it after `limit` (the test then fails).
-fn output_within(command: &mut Command, limit: Duration) -> std::process::Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stdout, &mut buf).map(|_| buf)
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stderr, &mut buf).map(|_| buf)
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{command:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    std::process::Output {
-        status,
-        stdout: out.join().unwrap().unwrap(),
-        stderr: err.join().unwrap().unwrap(),
-    }
-}
-
 fn issue(uid: &str) -> String {
-    let out = output_within(
+    let out = common::output_within(
         Command::new(BIN)
             .args(["issue", "--credentials"])
             .arg(common::fixture(CREDENTIALS))
@@ -144,7 +108,7 @@ fn official_client(
     ticket: &str,
     ticket_again: &str,
 ) -> serde_json::Value {
-    let out = output_within(
+    let out = common::output_within(
         Command::new("node")
             .arg(common::fixture("scripts/node/interop-oauth.js"))
             .env("NODE_PATH", node_modules)

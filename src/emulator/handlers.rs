@@ -27,6 +27,7 @@ pub(crate) const ROUTES: &[(&str, &str)] = &[
     ("GET", "/auth/v1/user/me"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/openapi.json"),
+    ("POST", "/web"),
 ];
 
 type Shared = Arc<AppState>;
@@ -41,6 +42,7 @@ pub(crate) fn router(state: Shared) -> Router {
             ("GET", "/auth/v1/user/me") => get(user_me),
             ("GET", "/.well-known/jwks.json") => get(jwks),
             ("GET", "/openapi.json") => get(openapi),
+            ("POST", "/web") => post(super::v1::web),
             _ => unreachable!("every route in ROUTES has a handler"),
         };
         router = router.route(path, route);
@@ -59,6 +61,8 @@ pub(crate) fn router(state: Shared) -> Router {
                 .into_response()
             },
         ))
+        // Outermost, so that every answer (errors, 404s, panics) carries the CORS headers.
+        .layer(super::cors::layer(Arc::clone(&state.cors_origins)))
         .with_state(state)
 }
 
@@ -346,10 +350,9 @@ fn sign_in_inner(
     Ok(token_answer(state, &user, now_ms))
 }
 
-fn token_answer(state: &AppState, user: &Arc<User>, now_ms: u64) -> Response {
-    let refresh_token = state
-        .store
-        .issue_refresh_token(user, now_ms.saturating_add(state.refresh_ttl_ms));
+/// A new access token for `user`, valid for `state.access_ttl_s` from `now_ms` (both protocols
+/// hand out the same kind).
+pub(super) fn new_access_token(state: &AppState, user: &User, now_ms: u64) -> String {
     let iat = now_ms / 1000;
     let claims = AccessClaims {
         iss: state.issuer.clone(),
@@ -360,9 +363,16 @@ fn token_answer(state: &AppState, user: &Arc<User>, now_ms: u64) -> Response {
         exp: iat.saturating_add(state.access_ttl_s),
         jti: URL_SAFE_NO_PAD.encode(random_bytes::<12>()),
     };
+    state.key.sign(&claims)
+}
+
+fn token_answer(state: &AppState, user: &Arc<User>, now_ms: u64) -> Response {
+    let refresh_token = state
+        .store
+        .issue_refresh_token(user, now_ms.saturating_add(state.refresh_ttl_ms));
     json_response(&TokenAnswer {
         token_type: "Bearer",
-        access_token: state.key.sign(&claims),
+        access_token: new_access_token(state, user, now_ms),
         refresh_token,
         expires_in: state.access_ttl_s,
         scope: "user",

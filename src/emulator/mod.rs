@@ -1,34 +1,94 @@
 //! A local CloudBase custom-login emulator (feature `emulator`): the endpoints the official
-//! `@cloudbase/oauth` client calls, checking tickets with this crate's [`Verifier`].
+//! clients call in a custom-login session, checking tickets with this crate's [`Verifier`].
 //!
-//! | route | what |
-//! |---|---|
-//! | `POST /auth/v1/signin/custom` | `{"provider_id":"custom","ticket":…}` → token set |
-//! | `POST /auth/v1/token` | `{"grant_type":"refresh_token","refresh_token":…}` → new token set |
-//! | `GET /auth/v1/user/me` | `Authorization: Bearer …` → the user |
-//! | `GET /.well-known/jwks.json` | the public key of the access tokens (Ed25519, `EdDSA`) |
-//! | `GET /openapi.json` | the OpenAPI 3 document of all of the above |
+//! # Routes, and where each comes from
 //!
-//! Behaviour, where CloudBase's is not published, is this emulator's choice:
+//! | route | what | source |
+//! |---|---|---|
+//! | `POST /auth/v1/signin/custom` | `{"provider_id":"custom","ticket":…}` → token set | CloudBase HTTP API page "Custom Login"; called by `@cloudbase/oauth@3.3.3` `dist/cjs/auth/apis.js` `signInWithCustomTicket` (`ApiUrls.AUTH_SIGN_IN_CUSTOM`, `auth/consts.js`) |
+//! | `POST /auth/v1/token` | `{"grant_type":"refresh_token","refresh_token":…}` → new token set | `@cloudbase/oauth@3.3.3` `dist/cjs/oauth2client/oauth2client.js` `refreshToken` (`ApiUrls.AUTH_TOKEN_URL`) |
+//! | `GET /auth/v1/user/me` | `Authorization: Bearer …` → the user | `@cloudbase/oauth@3.3.3` `dist/cjs/auth/apis.js` `getUserInfo` (`ApiUrls.USER_ME_URL`); fields from CloudBase's HTTP API docs |
+//! | `POST /web` | the v1 protocol: `auth.signInWithTicket`, `auth.fetchAccessTokenWithRefreshToken`, `auth.getUserInfo`, `auth.logout` (shapes below) | `@cloudbase/app@1.8.4` `src/libs/request.ts`, `src/constants/common.ts`; `@cloudbase/auth@1.8.4` `src/index.ts`, `src/providers/{base,customAuthProvider}.ts` |
+//! | `GET /.well-known/jwks.json` | the public key of the access tokens (Ed25519, `EdDSA`) | the emulator's own (no client calls it) |
+//! | `GET /openapi.json` | the OpenAPI 3 document of all of the above | the emulator's own |
+//!
+//! ## The v1 protocol (`POST /web`)
+//!
+//! Sent by `@cloudbase/js-sdk@1.8.4` (`auth().customAuthProvider().signIn(ticket)`), tcb-js-sdk
+//! and the Flutter/Android SDKs. The client builds `{BASE_URL}?env=ENV` with `BASE_URL`
+//! `//tcb-api.tencentcloudapi.com/web`, `//ENV.REGION.tcb-api.tencentcloudapi.com/web` with
+//! `init({region})`, or the URL given to `registerEndPoint`; the emulator answers the path
+//! `/web` whatever the host. Body (JSON, `content-type: application/json;charset=UTF-8`):
+//! `{"action", "dataVersion":"2020-01-10", "env", ...params, "seqId"}`, plus `"access_token"`
+//! for actions that need a login; headers `X-SDK-Version`, `x-seqid`, and `X-TCB-Region` /
+//! `X-TCB-Trace` when set (`@cloudbase/app@1.8.4` `src/libs/request.ts`).
+//!
+//! | action | request params | answer | read from |
+//! |---|---|---|---|
+//! | `auth.signInWithTicket` | `ticket`, `refresh_token` (stored one or `""`) | `{refresh_token}` | `@cloudbase/auth@1.8.4` `src/providers/customAuthProvider.ts` |
+//! | `auth.fetchAccessTokenWithRefreshToken` | `refresh_token` | `{access_token, access_token_expire}` (lifetime, **ms**) | `@cloudbase/app@1.8.4` `src/libs/request.ts` `_refreshAccessToken` |
+//! | `auth.getUserInfo` | `access_token` | `{data: {uid, loginType, customUserId, hasPassword}}` | `@cloudbase/auth@1.8.4` `src/providers/base.ts` `refreshUserInfo`, `src/index.ts` `User` |
+//! | `auth.logout` | `refresh_token` | `{}` | `@cloudbase/auth@1.8.4` `src/index.ts` `signOut` |
+//!
+//! Every answer adds `requestId` and echoes the request's `seqId`. A failure is
+//! `{"code","message","requestId"}`, with CloudBase's codes (its "error codes" page):
+//! `INVALID_COMMON_PARAM`, `INVALID_ENV`, `INVALID_ACTION`, `INVALID_PARAM`,
+//! `EXCEED_REQUEST_SIZE_LIMIT`, `AUTH_INVALID_CUSTOM_LOGIN_TICKET`, `SIGN_PARAM_INVALID`,
+//! `INVALID_REFRESH_TOKEN`, `REFRESH_TOKEN_EXPIRED`, `INVALID_ACCESS_TOKEN`,
+//! `ACCESS_TOKEN_EXPIRED`. The refresh token of a v1 session is reused for every refresh (the
+//! client keeps it, `_refreshAccessToken`) until it expires or `auth.logout`.
+//!
+//! ## CORS
+//!
+//! Browser pages on `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port, and the origins
+//! given to [`EmulatorBuilder::cors_origin`] (`serve --cors-origin`) may call every route:
+//! preflights are answered, every answer (errors and 404s included) carries
+//! `Access-Control-Allow-Origin` (the origin itself) and `Access-Control-Allow-Credentials:
+//! true`; methods `GET`, `POST`, `DELETE`; the request headers the official clients set
+//! (`content-type`, `authorization`, `x-device-id`, `x-request-id`, `accept-language`,
+//! `x-sdk-version`, `x-seqid`, `x-tcb-region`, `x-tcb-trace`, `x-tcb-app-source`,
+//! `x-cloudbase-credentials`, `x-request-timestamp`, and `undefined`, which the standalone
+//! `@cloudbase/oauth@3.3.3` really sends); preflights are cached 600 s.
+//!
+//! # Chosen by the emulator (CloudBase publishes nothing on these)
 //!
 //! * A ticket is checked for key id, RS256 signature, env, uid and `iat`/`exp` (60 s skew). A
 //!   ticket may be used more than once while valid (verification is stateless).
-//! * The same uid always maps to the same user (`sub`, 19 digits); the `expire` and `refresh`
-//!   claims of the ticket are not enforced.
-//! * Access tokens live 7200 s; refresh tokens 30 days and rotate: each is good for one refresh,
-//!   a used one is refused with `invalid_grant`.
-//! * Errors are `{"error","error_code","error_description"}`: `invalid_argument` (400; 413 for a
-//!   body over the limit), `unauthenticated` (401: bad signature, unknown key id, expired
+//! * The same uid always maps to the same user (`sub`, 19 digits), in both protocols; the
+//!   `expire` and `refresh` claims of the ticket are not enforced.
+//! * Access tokens live 7200 s (v1: `access_token_expire` 7,200,000 ms); both protocols hand
+//!   out the same kind, so a v1 access token also reads `/auth/v1/user/me`.
+//! * v2 refresh tokens live 30 days and rotate: each is good for one refresh, a used one is
+//!   refused with `invalid_grant`. v1 refresh tokens (sessions) live 30 days and are reused;
+//!   `auth.logout` ends the session (its already issued access tokens stay valid until they
+//!   expire); logging out of an unknown or ended session succeeds. The two kinds are not
+//!   interchangeable.
+//! * v2 errors are `{"error","error_code","error_description"}`: `invalid_argument` (400; 413
+//!   for a body over the limit), `unauthenticated` (401: bad signature, unknown key id, expired
 //!   ticket, bad bearer), `permission_denied` (403: ticket for another env), `invalid_grant`
 //!   (400: unknown, used or expired refresh token), `not_found` (404). `error_code` numbers
 //!   are the emulator's own (gRPC status numbers; 400 for `invalid_grant`).
+//! * v1 answers are always HTTP 200 (the v1 client reports any other status as "network
+//!   request error" without reading the body). Which v1 code answers which case is the
+//!   emulator's choice: a ticket for another env gets `AUTH_INVALID_CUSTOM_LOGIN_TICKET`
+//!   (CloudBase's "Key do not exist or expired" is added to the message for an unknown key or
+//!   bad signature); a missing refresh token `SIGN_PARAM_INVALID`; one not shaped like the
+//!   emulator's `INVALID_REFRESH_TOKEN`; an unknown, ended or expired one
+//!   `REFRESH_TOKEN_EXPIRED` ("expired or does not exist"); a missing or bad access token
+//!   `INVALID_ACCESS_TOKEN`. `auth.getUserInfo` returns only `uid` (= `sub`), `loginType`
+//!   (`CUSTOM`), `customUserId` and `hasPassword` (`false`). Other v1 actions (`auth.getJwt`
+//!   of the WeChat flow, …) get `INVALID_ACTION`.
+//! * CORS: CloudBase allows the "web security domains" configured in its console (and answers
+//!   `INVALID_REQUEST_SOURCE` otherwise); the emulator allows loopback origins by default.
 //! * Request bodies are read as JSON whatever their `Content-Type` (the official client sends
 //!   `text/plain`).
 //! * Nothing is logged; no answer echoes a ticket's signature or a token.
 
+mod cors;
 mod handlers;
 mod jwt;
 mod state;
+mod v1;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -94,6 +154,14 @@ pub enum EmulatorError {
     /// The server stopped with an error.
     #[error("emulator server failed: {0}")]
     Serve(std::io::Error),
+    /// A CORS origin given to [`EmulatorBuilder::cors_origin`] is not an origin.
+    #[error("CORS origin {origin:?}: {detail}")]
+    CorsOrigin {
+        /// The text given (shortened).
+        origin: String,
+        /// What is wrong.
+        detail: &'static str,
+    },
 }
 
 /// Counters of what the emulator answered (successes per endpoint, and all errors).
@@ -131,6 +199,8 @@ struct AppState {
     max_body_bytes: usize,
     stats: Counters,
     state_file: Option<PathBuf>,
+    /// Origins allowed by CORS besides the loopback ones.
+    cors_origins: Arc<[axum::http::HeaderValue]>,
 }
 
 /// Configures an [`Emulator`].
@@ -143,6 +213,7 @@ pub struct EmulatorBuilder {
     refresh_ttl: Duration,
     max_body_bytes: usize,
     clock: Arc<dyn Clock>,
+    cors_origins: Vec<String>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -154,6 +225,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("cors_origins", &self.cors_origins)
             .finish_non_exhaustive()
     }
 }
@@ -204,8 +276,28 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Also allow browser pages from `origin` (`scheme://host[:port]`, e.g.
+    /// `https://app.example.com`) to call the emulator; may be given more than once. Pages on
+    /// `http(s)://localhost`, `127.0.0.1` and `[::1]`, any port, are always allowed. Checked by
+    /// [`build`](Self::build): a path, a trailing slash or `*` is an
+    /// [`EmulatorError::CorsOrigin`].
+    pub fn cors_origin(mut self, origin: impl Into<String>) -> Self {
+        self.cors_origins.push(origin.into());
+        self
+    }
+
     /// Build the emulator, loading the state file if one is set.
     pub fn build(self) -> Result<Emulator, EmulatorError> {
+        let cors_origins = self
+            .cors_origins
+            .iter()
+            .map(|origin| {
+                cors::parse_origin(origin).map_err(|detail| EmulatorError::CorsOrigin {
+                    origin: crate::text::truncate_escaped(origin, 64),
+                    detail,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let env = match self
             .env
             .or_else(|| self.credentials.env_id().map(str::to_string))
@@ -242,6 +334,7 @@ impl EmulatorBuilder {
             max_body_bytes: self.max_body_bytes,
             stats: Counters::default(),
             state_file: self.state_file,
+            cors_origins: cors_origins.into(),
         };
         Ok(Emulator {
             state: Arc::new(state),
@@ -299,6 +392,7 @@ impl Emulator {
             refresh_ttl: DEFAULT_REFRESH_TOKEN_TTL,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             clock: Arc::new(SystemClock),
+            cors_origins: Vec::new(),
         }
     }
 

@@ -50,6 +50,8 @@ struct RefreshEntry {
     user: Arc<User>,
     expires_at_ms: u64,
     used: bool,
+    /// A v1 session token (see [`Store::start_session`]): reusable, never `used`.
+    session: bool,
 }
 
 /// Why a refresh token was refused.
@@ -80,6 +82,9 @@ struct RefreshRecord {
     sha256: String,
     sub: String,
     expires_at_ms: u64,
+    /// A v1 session token (reusable until it expires or the session ends).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    session: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -173,6 +178,7 @@ impl Store {
             user: Arc::clone(user),
             expires_at_ms,
             used: false,
+            session: false,
         };
         self.refresh
             .lock()
@@ -191,7 +197,7 @@ impl Store {
     ) -> Result<Arc<User>, RefreshRefusal> {
         let key = hash(token);
         let mut map = self.refresh.lock().unwrap_or_else(lock_poisoned);
-        let Some(entry) = map.get_mut(&key) else {
+        let Some(entry) = map.get_mut(&key).filter(|e| !e.session) else {
             return Err(RefreshRefusal::Unknown);
         };
         if now_ms >= entry.expires_at_ms {
@@ -205,6 +211,66 @@ impl Store {
         entry.used = true;
         self.dirty.store(true, Ordering::Relaxed);
         Ok(Arc::clone(&entry.user))
+    }
+
+    /// Start a v1 login session for `user`: a new refresh token, valid until `expires_at_ms`,
+    /// that is NOT used up by a refresh. The v1 clients (`@cloudbase/app@1.8.4`
+    /// `src/libs/request.ts` `_refreshAccessToken`) keep the refresh token from
+    /// `auth.signInWithTicket` for the whole session and send it with every
+    /// `auth.fetchAccessTokenWithRefreshToken`. The session ends at expiry or at
+    /// [`end_session`](Self::end_session). Session tokens and the rotating tokens of
+    /// [`issue_refresh_token`](Self::issue_refresh_token) are not interchangeable: each kind is
+    /// `Unknown` to the other's lookup.
+    pub(crate) fn start_session(&self, user: &Arc<User>, expires_at_ms: u64) -> String {
+        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>());
+        let entry = RefreshEntry {
+            user: Arc::clone(user),
+            expires_at_ms,
+            used: false,
+            session: true,
+        };
+        self.refresh
+            .lock()
+            .unwrap_or_else(lock_poisoned)
+            .insert(hash(&token), entry);
+        self.dirty.store(true, Ordering::Relaxed);
+        token
+    }
+
+    /// The user of the live v1 session whose refresh token is `token`, without using it up:
+    /// `Unknown` if it was never issued as a session token or the session ended, `Expired`
+    /// (and forgotten) if `now_ms` is at or past its expiry. Never `Used`.
+    pub(crate) fn session_user(
+        &self,
+        token: &str,
+        now_ms: u64,
+    ) -> Result<Arc<User>, RefreshRefusal> {
+        let key = hash(token);
+        let mut map = self.refresh.lock().unwrap_or_else(lock_poisoned);
+        let Some(entry) = map.get(&key).filter(|e| e.session) else {
+            return Err(RefreshRefusal::Unknown);
+        };
+        if now_ms >= entry.expires_at_ms {
+            map.remove(&key);
+            self.dirty.store(true, Ordering::Relaxed);
+            return Err(RefreshRefusal::Expired);
+        }
+        Ok(Arc::clone(&entry.user))
+    }
+
+    /// End the v1 session whose refresh token is `token` (`auth.logout`): it is forgotten and
+    /// refused from now on. Returns whether a session was live; ending an unknown or ended
+    /// session is not an error (a rotating token of the v2 protocol is left alone).
+    pub(crate) fn end_session(&self, token: &str) -> bool {
+        let key = hash(token);
+        let mut map = self.refresh.lock().unwrap_or_else(lock_poisoned);
+        if map.get(&key).is_some_and(|e| e.session) {
+            map.remove(&key);
+            self.dirty.store(true, Ordering::Relaxed);
+            true
+        } else {
+            false
+        }
     }
 
     /// Forget refresh tokens past their expiry.
@@ -310,6 +376,7 @@ impl Store {
                         user,
                         expires_at_ms: record.expires_at_ms,
                         used: false,
+                        session: record.session,
                     },
                 );
             }
@@ -353,6 +420,7 @@ impl Store {
                     sha256: URL_SAFE_NO_PAD.encode(k),
                     sub: e.user.sub.clone(),
                     expires_at_ms: e.expires_at_ms,
+                    session: e.session,
                 })
                 .collect()
         };
@@ -452,6 +520,42 @@ mod tests {
     }
 
     #[test]
+    fn sessions_are_reusable_until_ended_or_expired_and_apart_from_rotating_tokens() {
+        let store = Store::new();
+        let a = store.user_for_uid("user_0001", 5);
+        let session = store.start_session(&a, 100);
+        assert_eq!(store.session_user(&session, 10), Ok(Arc::clone(&a)));
+        assert_eq!(store.session_user(&session, 11), Ok(Arc::clone(&a)));
+        assert_eq!(store.live_refresh_tokens(0), 1);
+        // The kinds do not mix.
+        assert_eq!(
+            store.redeem_refresh_token(&session, 12),
+            Err(RefreshRefusal::Unknown)
+        );
+        let rotating = store.issue_refresh_token(&a, 100);
+        assert_eq!(
+            store.session_user(&rotating, 12),
+            Err(RefreshRefusal::Unknown)
+        );
+        assert!(!store.end_session(&rotating));
+        assert_eq!(
+            store.redeem_refresh_token(&rotating, 12),
+            Ok(Arc::clone(&a))
+        );
+        // Ended: refused, and ending again is harmless.
+        assert!(store.end_session(&session));
+        assert!(!store.end_session(&session));
+        assert_eq!(
+            store.session_user(&session, 13),
+            Err(RefreshRefusal::Unknown)
+        );
+        // Expired: refused as expired once, then unknown.
+        let short = store.start_session(&a, 50);
+        assert_eq!(store.session_user(&short, 50), Err(RefreshRefusal::Expired));
+        assert_eq!(store.session_user(&short, 10), Err(RefreshRefusal::Unknown));
+    }
+
+    #[test]
     fn save_and_load_keep_users_and_live_tokens() {
         let dir = std::env::temp_dir().join(format!("cbt-state-{}", uuid::Uuid::new_v4()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -459,6 +563,7 @@ mod tests {
         let store = Store::new();
         let a = store.user_for_uid("user_0001", 5);
         let live = store.issue_refresh_token(&a, 1_000);
+        let session = store.start_session(&a, 1_000);
         let used = store.issue_refresh_token(&a, 1_000);
         store.redeem_refresh_token(&used, 1).unwrap();
         assert!(store.is_dirty());
@@ -481,6 +586,8 @@ mod tests {
         let store2 = loaded.store;
         assert_eq!(store2.user_for_uid("user_0001", 99).sub, a.sub);
         assert_eq!(store2.redeem_refresh_token(&live, 20).unwrap().sub, a.sub);
+        assert_eq!(store2.session_user(&session, 20).unwrap().sub, a.sub);
+        assert_eq!(store2.session_user(&session, 21).unwrap().sub, a.sub);
         assert_eq!(
             store2.redeem_refresh_token(&used, 20),
             Err(RefreshRefusal::Unknown)

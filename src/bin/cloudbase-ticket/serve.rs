@@ -17,8 +17,14 @@ pub(crate) const EXAMPLES: &str = "Examples:
   # a fixed port, keeping users and refresh tokens between runs
   cloudbase-ticket serve --credentials key.json --addr 127.0.0.1:8787 --state emulator-state.json
 
+  # also allow a web app served from another origin than localhost/127.0.0.1
+  cloudbase-ticket serve --credentials key.json --cors-origin https://dev.example.com
+
 Routes: POST /auth/v1/signin/custom, POST /auth/v1/token, GET /auth/v1/user/me,
-GET /.well-known/jwks.json, GET /openapi.json. Stops on Ctrl-C or SIGTERM, saving --state.";
+GET /.well-known/jwks.json, GET /openapi.json, POST /web (v1 protocol: auth.signInWithTicket,
+auth.fetchAccessTokenWithRefreshToken, auth.getUserInfo, auth.logout). Browser pages on
+http(s)://localhost, 127.0.0.1 and [::1] (any port) may call it (CORS). Stops on Ctrl-C or
+SIGTERM, saving --state.";
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
@@ -36,13 +42,22 @@ pub(crate) struct ServeArgs {
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     threads: Option<NonZeroUsize>,
+    /// Also allow browser pages from ORIGIN (scheme://host[:port]) to call the emulator;
+    /// repeatable. localhost, 127.0.0.1 and [::1] origins are always allowed.
+    #[arg(
+        long = "cors-origin",
+        value_name = "ORIGIN",
+        allow_hyphen_values = true
+    )]
+    cors_origins: Vec<String>,
 }
 
 fn emulator_error(e: EmulatorError) -> CliError {
     match e {
-        EmulatorError::NoEnv | EmulatorError::Keys(_) | EmulatorError::State { .. } => {
-            CliError::usage(e.to_string())
-        }
+        EmulatorError::NoEnv
+        | EmulatorError::Keys(_)
+        | EmulatorError::State { .. }
+        | EmulatorError::CorsOrigin { .. } => CliError::usage(e.to_string()),
         _ => CliError::failure(e.to_string()),
     }
 }
@@ -60,6 +75,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         // The emulator saves by renaming a new file onto the path: never onto a device, a FIFO
         // or a symlink (which would remove them); a symlink is written through (output.rs).
         builder = builder.state_file(output::rename_target(path)?);
+    }
+    for origin in &args.cors_origins {
+        builder = builder.cors_origin(origin.clone());
     }
     let emulator = builder.build().map_err(emulator_error)?;
     let threads = args
