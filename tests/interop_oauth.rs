@@ -173,7 +173,7 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     };
     let dir = std::env::temp_dir().join(format!("cbt-interop-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let state = dir.join("state.json");
+    let state = dir.join("state.db");
     let env = common::main_credentials().env_id().unwrap().to_string();
 
     let server = Serve::start(&state);
@@ -224,14 +224,14 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
         "{report}"
     );
 
-    // Stopped by SIGTERM: exit 0, and the user is in the state file (mode 0600).
+    // Stopped by SIGTERM: exit 0, and the user is in the state database (mode 0600,
+    // checkpointed at shutdown).
     let status = server.stop();
     assert!(status.success(), "serve exited with {status}");
-    let text = std::fs::read_to_string(&state).unwrap();
-    assert!(
-        text.contains("interop_user_1") && text.contains(&sub),
-        "{text}"
-    );
+    let bytes = std::fs::read(&state).unwrap();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    assert!(has(b"interop_user_1") && has(sub.as_bytes()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
