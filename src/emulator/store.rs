@@ -1016,9 +1016,12 @@ impl Store {
     /// Users (most recent sign-in first, at most `limit`) with their live sessions.
     pub(crate) async fn users(&self, now_ms: u64, limit: u64) -> Result<Vec<UserRow>, StoreError> {
         self.read(move |conn| {
-            let tx = conn.unchecked_transaction()?;
+            // One snapshot for both queries (a savepoint also nests in the writer's
+            // transaction, where reads run in memory).
+            conn.execute_batch("SAVEPOINT read_users")?;
+            let tx = conn;
             let mut users = Vec::new();
-            {
+            let listed = (|| -> Result<(), StoreError> {
                 let mut stmt = tx.prepare_cached(&format!(
                     "SELECT u.id, u.sub, u.uid, u.created_at_ms, {LAST_SIGN_IN} AS last
                      FROM users u ORDER BY last DESC, u.id DESC LIMIT ?1"
@@ -1055,8 +1058,12 @@ impl Store {
                         .collect::<Result<_, _>>()?;
                     users.push(user);
                 }
-            }
-            tx.finish()?;
+                Ok(())
+            })();
+            // Released whatever happened: a pooled connection must not keep its snapshot.
+            let released = conn.execute_batch("RELEASE read_users");
+            listed?;
+            released?;
             Ok(users)
         })
         .await
