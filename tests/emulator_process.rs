@@ -228,11 +228,11 @@ async fn load(url: String, env: String, tasks: usize, seen: Arc<Mutex<Seen>>) {
                 {
                     let mut seen = seen.lock().unwrap();
                     seen.sign_ins += 1;
-                    if let Some(old) = seen.subs.insert(uid.clone(), tokens.sub.clone()) {
-                        if old != tokens.sub {
-                            seen.refused
-                                .push(format!("{uid}: sub {old} then {}", tokens.sub));
-                        }
+                    if let Some(old) = seen.subs.insert(uid.clone(), tokens.sub.clone())
+                        && old != tokens.sub
+                    {
+                        seen.refused
+                            .push(format!("{uid}: sub {old} then {}", tokens.sub));
                     }
                     seen.live.insert(current.clone());
                 }
