@@ -335,9 +335,6 @@ pub(crate) fn json_backup_path(path: &Path) -> PathBuf {
 fn configure_writer(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    if let Ok(extra) = std::env::var("CBT_EXPERIMENT_PRAGMAS") {
-        conn.execute_batch(&extra)?;
-    }
     if file {
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -351,11 +348,7 @@ fn configure_writer(conn: &Connection, file: bool) -> rusqlite::Result<()> {
     }
     conn.execute_batch(&format!(
         "PRAGMA cache_size = -{CACHE_SIZE_KIB}; PRAGMA temp_store = MEMORY;"
-    ))?;
-    if let Ok(extra) = std::env::var("CBT_EXPERIMENT_PRAGMAS2") {
-        conn.execute_batch(&extra)?;
-    }
-    Ok(())
+    ))
 }
 
 /// Bring the schema to [`SCHEMA_VERSION`]. Returns the version found.
