@@ -18,6 +18,7 @@ DURATION=${DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-1}
 SERVER_THREADS=${SERVER_THREADS:-2}
 TICKETS=${TICKETS:-20000}
+STATE=${STATE:-1}
 CREDENTIALS=${CREDENTIALS:-fixtures/tcb_custom_login.json}
 
 command -v wrk >/dev/null || { echo "load-emulator: wrk not found (apt-get install wrk)" >&2; exit 2; }
@@ -40,8 +41,10 @@ sed -E 's/^\{"uid":"[^"]*","ticket":"([^"]*)"\}$/{"provider_id":"custom","ticket
 env_id=$(sed -nE 's/.*"env_id" *: *"([^"]*)".*/\1/p' "$CREDENTIALS" | head -n1)
 [ -n "$env_id" ] || { echo "load-emulator: no env_id in $CREDENTIALS" >&2; exit 2; }
 
+state_args=()
+if [ "$STATE" = 1 ]; then state_args=(--state "$work/state.db"); fi
 "$bin" serve --credentials "$CREDENTIALS" --addr 127.0.0.1:0 --threads "$SERVER_THREADS" \
-  > "$work/url" 2>/dev/null &
+  "${state_args[@]}" > "$work/url" 2>/dev/null &
 server_pid=$!
 for _ in $(seq 100); do [ -s "$work/url" ] && break; sleep 0.05; done
 url=$(head -n1 "$work/url")

@@ -355,7 +355,9 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
         "the request's seqId is echoed"
     );
     let refresh = signed["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(refresh.len(), 43);
+    // `<session id>.<secret>` (the same kind as the v2 refresh tokens).
+    let (id, secret) = refresh.split_once('.').unwrap();
+    assert!(id.parse::<u64>().is_ok() && secret.len() == 43, "{refresh}");
 
     // auth.fetchAccessTokenWithRefreshToken, twice with the same refresh token: the v1 client
     // keeps it for the whole session.
@@ -449,6 +451,22 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
     )
     .await;
     assert_code(&after, "REFRESH_TOKEN_EXPIRED");
+    // Its access tokens end with it (they carry the session id), in both protocols.
+    let ended = v1(
+        &server,
+        &q,
+        action(&env, "auth.getUserInfo", json!({"access_token": access[1]})),
+    )
+    .await;
+    assert_code(&ended, "INVALID_ACCESS_TOKEN");
+    let status = http()
+        .get(format!("{}/auth/v1/user/me", server.url()))
+        .bearer_auth(&access[1])
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
     let out = v1(
         &server,
         &q,
@@ -461,7 +479,7 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
     assert_eq!(stats.sign_ins, 2, "one v1, one v2");
     assert_eq!(stats.refreshes, 3);
     assert_eq!(stats.user_me, 3);
-    assert_eq!(stats.errors, 1);
+    assert_eq!(stats.errors, 3);
     server.shutdown().await.unwrap();
 }
 
@@ -633,20 +651,24 @@ async fn v1_errors_carry_each_code_with_http_200() {
         .await,
         "INVALID_REFRESH_TOKEN",
     );
-    // REFRESH_TOKEN_EXPIRED: unknown, or a rotating v2 refresh token (not a v1 session).
-    assert_code(
-        &v1(
-            &server,
-            &q,
-            action(
-                &env,
-                "auth.fetchAccessTokenWithRefreshToken",
-                json!({"refresh_token": "A".repeat(43)}),
-            ),
-        )
-        .await,
-        "REFRESH_TOKEN_EXPIRED",
-    );
+    // REFRESH_TOKEN_EXPIRED: unknown (shaped like one, but never issued).
+    for unknown in ["A".repeat(43), format!("999999.{}", "A".repeat(43))] {
+        assert_code(
+            &v1(
+                &server,
+                &q,
+                action(
+                    &env,
+                    "auth.fetchAccessTokenWithRefreshToken",
+                    json!({ "refresh_token": unknown }),
+                ),
+            )
+            .await,
+            "REFRESH_TOKEN_EXPIRED",
+        );
+    }
+    // Both protocols share sessions (the emulator's choice): a v2 refresh token is a session's
+    // refresh token in v1 too, without being rotated there.
     let v2: Value = http()
         .post(format!("{}/auth/v1/signin/custom", server.url()))
         .body(json!({"provider_id": "custom", "ticket": ticket}).to_string())
@@ -656,19 +678,17 @@ async fn v1_errors_carry_each_code_with_http_200() {
         .json()
         .await
         .unwrap();
-    assert_code(
-        &v1(
-            &server,
-            &q,
-            action(
-                &env,
-                "auth.fetchAccessTokenWithRefreshToken",
-                json!({"refresh_token": v2["refresh_token"]}),
-            ),
-        )
-        .await,
-        "REFRESH_TOKEN_EXPIRED",
-    );
+    let shared = v1(
+        &server,
+        &q,
+        action(
+            &env,
+            "auth.fetchAccessTokenWithRefreshToken",
+            json!({"refresh_token": v2["refresh_token"]}),
+        ),
+    )
+    .await;
+    assert!(shared["access_token"].is_string(), "{shared}");
     // INVALID_ACCESS_TOKEN: missing, garbage, from another emulator (another key).
     let access = v1(
         &server,

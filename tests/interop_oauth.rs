@@ -1,79 +1,22 @@
 //! Interop: the official `@cloudbase/oauth` client (pinned in scripts/node/package.json)
 //! signs in at `cloudbase-ticket serve` with tickets from `cloudbase-ticket issue`, reads
-//! `/user/me`, refreshes, signs in again as the same user, and is refused a forged ticket.
+//! `/user/me`, refreshes, signs in again as the same user, signs out (`signOut()`: the revoked
+//! token is then refused), and is refused a forged ticket.
 //!
 //! Runs whenever node and npm are present; under `CI=true` their absence is a failure.
 #![cfg(feature = "cli")]
 
 mod common;
+#[path = "common/serve.rs"]
+mod serve;
 
-use std::io::{BufRead as _, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cloudbase-ticket");
-const CREDENTIALS: &str = "fixtures/tcb_custom_login.json";
+use serve::{BIN, CREDENTIALS, Serve};
+
 /// Longest a child process (node, `issue`) may run.
 const NODE_LIMIT: Duration = Duration::from_secs(60);
-
-/// A `cloudbase-ticket serve` child, stopped (SIGTERM) on drop.
-struct Serve {
-    child: Child,
-    url: String,
-}
-
-impl Serve {
-    fn start(state: &Path) -> Self {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--credentials"])
-            .arg(common::fixture(CREDENTIALS))
-            .args(["--addr", "127.0.0.1:0", "--threads", "2", "--state"])
-            .arg(state)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start cloudbase-ticket serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its URL within 30 s");
-        let url = line.trim().to_string();
-        assert!(
-            url.starts_with("http://127.0.0.1:"),
-            "serve printed {line:?}"
-        );
-        Self { child, url }
-    }
-
-    /// SIGTERM, then wait (bounded) for a clean exit.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn issue(uid: &str) -> String {
     let out = common::output_within(
@@ -137,10 +80,10 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     };
     let dir = std::env::temp_dir().join(format!("cbt-interop-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).unwrap();
-    let state = dir.join("state.json");
+    let state = dir.join("state.db");
     let env = common::main_credentials().env_id().unwrap().to_string();
 
-    let server = Serve::start(&state);
+    let server = Serve::start(&state, &[]);
     let ticket = issue("interop_user_1");
     let report = official_client(
         &node_modules,
@@ -179,6 +122,23 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
         "{report}"
     );
     assert_eq!(report["sub_again"], sub.as_str());
+    // signOut(): the revoked access token is refused by /user/me and introspect, and the
+    // session's refresh token no longer redeems.
+    assert_eq!(report["sign_out"], serde_json::json!({}), "{report}");
+    assert_eq!(report["revoked_user_me_status"], 401, "{report}");
+    assert_eq!(
+        report["revoked_user_me_error"], "unauthenticated",
+        "{report}"
+    );
+    assert_eq!(
+        report["revoked_introspect"],
+        serde_json::json!({}),
+        "{report}"
+    );
+    assert_eq!(
+        report["revoked_refresh"]["error"], "unauthenticated",
+        "{report}"
+    );
     assert_eq!(report["forged"]["error"], "unauthenticated", "{report}");
     assert!(
         report["forged"]["error_description"]
@@ -188,14 +148,14 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
         "{report}"
     );
 
-    // Stopped by SIGTERM: exit 0, and the user is in the state file (mode 0600).
+    // Stopped by SIGTERM: exit 0, and the user is in the state database (mode 0600,
+    // checkpointed at shutdown).
     let status = server.stop();
     assert!(status.success(), "serve exited with {status}");
-    let text = std::fs::read_to_string(&state).unwrap();
-    assert!(
-        text.contains("interop_user_1") && text.contains(&sub),
-        "{text}"
-    );
+    let bytes = std::fs::read(&state).unwrap();
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    assert!(has(b"interop_user_1") && has(sub.as_bytes()));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -206,7 +166,7 @@ fn official_oauth_client_signs_in_refreshes_and_is_refused_a_forged_ticket() {
     }
 
     // A second run on the same state: the official client gets the same user.
-    let server = Serve::start(&state);
+    let server = Serve::start(&state, &[]);
     let ticket = issue("interop_user_1");
     let report = official_client(&node_modules, &server.url, &env, &ticket, &ticket);
     assert_eq!(report["sub"], sub.as_str(), "same user after a restart");

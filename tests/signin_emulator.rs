@@ -124,7 +124,7 @@ async fn sign_in_user_me_refresh_and_same_user_again() {
     assert_eq!(stats.refreshes, 1);
     assert_eq!(stats.user_me, 2);
     assert_eq!(stats.errors, 0);
-    assert_eq!(server.emulator().user_count(), 3);
+    assert_eq!(server.emulator().user_count().await.unwrap(), 3);
     server.shutdown().await.unwrap();
 }
 
@@ -633,20 +633,39 @@ async fn every_served_route_is_in_the_openapi_document_and_no_other() {
     routes.sort();
     assert_eq!(routes, documented);
 
-    // And the router really serves each documented operation (never 404/405) and nothing else.
-    let http = reqwest::Client::new();
+    // And the router really serves each documented operation (never the "no such endpoint"
+    // fallback, never 405) and nothing else.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     for (method, path) in &documented {
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let status = http
-            .request(method.clone(), format!("{}{path}", server.url()))
+        let response = http
+            .request(
+                method.clone(),
+                format!(
+                    "{}{}",
+                    server.url(),
+                    path.replace("{sub}", "1234567890123456789")
+                ),
+            )
             .send()
             .await
-            .unwrap()
-            .status()
-            .as_u16();
-        assert!(status != 404 && status != 405, "{method} {path}: {status}");
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = response.text().await.unwrap();
+        assert!(
+            status != 405 && !body.contains("no such endpoint"),
+            "{method} {path}: {status} {body}"
+        );
     }
-    for path in ["/", "/auth/v1/signin", "/auth/v2/user/me", "/jwks.json"] {
+    for path in [
+        "/auth/v1/signin",
+        "/auth/v2/user/me",
+        "/jwks.json",
+        "/emulator/v2/users",
+    ] {
         let status = http
             .get(format!("{}{path}", server.url()))
             .send()
@@ -660,9 +679,8 @@ async fn every_served_route_is_in_the_openapi_document_and_no_other() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
-    let dir = std::env::temp_dir().join(format!("cbt-emu-{}", uuid::Uuid::new_v4()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("state.json");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
     let creds = main_credentials();
     let build = || Emulator::builder(&creds).state_file(&path).build().unwrap();
 
@@ -680,13 +698,19 @@ async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
             0o600
         );
     }
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains("user_0001"));
-    assert!(!text.contains(tokens.refresh_token.expose()));
-    assert!(!text.contains(tokens.access_token.expose()));
+    // A SQLite database (checkpointed at shutdown) holding the user, never a raw token.
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.starts_with(b"SQLite format 3\0"));
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    assert!(has(b"user_0001"));
+    assert!(has(tokens.sub.as_bytes()));
+    let secret = tokens.refresh_token.expose().split_once('.').unwrap().1;
+    assert!(!has(secret.as_bytes()));
+    assert!(!has(tokens.access_token.expose().as_bytes()));
 
     let (server, client) = start(build()).await;
-    // The access token still verifies (same key), the refresh token still works once.
+    // The access token still verifies (same key, same session), the refresh token still
+    // works once.
     assert_eq!(
         client
             .user_info(tokens.access_token.expose())
@@ -697,11 +721,17 @@ async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
     );
     let refreshed = client.refresh(tokens.refresh_token.expose()).await.unwrap();
     assert_eq!(refreshed.sub, tokens.sub);
+    assert!(
+        client
+            .refresh(tokens.refresh_token.expose())
+            .await
+            .unwrap_err()
+            .is_invalid_grant()
+    );
     let again = client
         .sign_in_with_ticket(&issuer().create_ticket("user_0001").unwrap())
         .await
         .unwrap();
     assert_eq!(again.sub, tokens.sub);
     server.shutdown().await.unwrap();
-    std::fs::remove_dir_all(&dir).unwrap();
 }

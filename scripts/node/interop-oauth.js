@@ -77,7 +77,21 @@ async function main() {
   const again = await second.authApi.signInWithCustomTicket()
   out.sub_again = again.sub
 
-  // 5. A forged ticket is refused.
+  // 5. signOut() (POST /auth/v1/revoke {token}) ends the session: the access token it
+  //    revoked is refused by /user/me and by introspect, and its refresh token no longer works.
+  const before = await second.authApi.getCredentials()
+  out.sign_out = await second.authApi.signOut()
+  const me = await fetch(`${apiOrigin}/auth/v1/user/me`, {
+    headers: { Authorization: `Bearer ${before.access_token}` },
+  })
+  out.revoked_user_me_status = me.status
+  out.revoked_user_me_error = (await me.json()).error
+  const introspected = await fetch(
+    `${apiOrigin}/auth/v1/token/introspect?token=${encodeURIComponent(before.access_token)}`)
+  out.revoked_introspect = await introspected.json()
+  out.revoked_refresh = await failure(client(apiOrigin, env, 'unused').oauth2client.refreshToken({ ...before }))
+
+  // 6. A forged ticket is refused.
   const forged = client(apiOrigin, env, need('FORGED_TICKET'))
   out.forged = await failure(forged.authApi.signInWithCustomTicket())
 

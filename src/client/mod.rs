@@ -46,6 +46,10 @@ pub const SIGN_IN_CUSTOM_PATH: &str = "/v1/signin/custom";
 pub const TOKEN_PATH: &str = "/v1/token";
 /// Path of the current-user endpoint, below [`API_PREFIX`].
 pub const USER_ME_PATH: &str = "/v1/user/me";
+/// Environment variable naming a local emulator, `host:port` (like Firebase's
+/// `FIREBASE_AUTH_EMULATOR_HOST`): a client built without [`ClientBuilder::origin`] talks to
+/// `http://host:port` instead of the env's gateway.
+pub const EMULATOR_HOST_ENV: &str = "CLOUDBASE_AUTH_EMULATOR_HOST";
 /// Header carrying the per-client device id.
 pub const DEVICE_ID_HEADER: &str = "x-device-id";
 /// Header carrying the per-call request id.
@@ -227,8 +231,30 @@ impl ClientBuilder {
         self
     }
 
-    /// Check the configuration and build the client.
+    /// Check the configuration and build the client. Without an explicit
+    /// [`origin`](Self::origin), a non-empty `CLOUDBASE_AUTH_EMULATOR_HOST` ([`EMULATOR_HOST_ENV`],
+    /// `host:port`) sends every call to `http://host:port`, the emulator (`cloudbase-ticket
+    /// serve`); the env (or client id) is still needed, as the `client_id`.
+    ///
+    /// Errors: [`ClientError::Config`] for an origin that is not an http(s) origin, an env id
+    /// that is not a host name label, a malformed `CLOUDBASE_AUTH_EMULATOR_HOST`, or neither an
+    /// env nor an origin.
     pub fn build(self) -> Result<Client, ClientError> {
+        let emulator_host = std::env::var(EMULATOR_HOST_ENV)
+            .ok()
+            .filter(|v| !v.trim().is_empty());
+        self.build_with_emulator_host(emulator_host.as_deref())
+    }
+
+    fn build_with_emulator_host(
+        mut self,
+        emulator_host: Option<&str>,
+    ) -> Result<Client, ClientError> {
+        if self.origin.is_none()
+            && let Some(host) = emulator_host
+        {
+            self.origin = Some(emulator_origin(host)?);
+        }
         let origin = match (&self.origin, &self.env) {
             (Some(origin), _) => {
                 let url = reqwest::Url::parse(origin).map_err(|e| {
@@ -298,6 +324,25 @@ impl ClientBuilder {
             }),
         })
     }
+}
+
+/// `http://host:port` for a `CLOUDBASE_AUTH_EMULATOR_HOST` value.
+fn emulator_origin(host: &str) -> Result<String, ClientError> {
+    let bad = || {
+        ClientError::Config(format!(
+            "{EMULATOR_HOST_ENV}={:?} is not host:port (e.g. 127.0.0.1:8787, no scheme or path)",
+            crate::text::truncate_escaped(host, 64)
+        ))
+    };
+    let host = host.trim();
+    if host.contains('/') || host.contains('@') || host.contains('?') || host.contains('#') {
+        return Err(bad());
+    }
+    let url = reqwest::Url::parse(&format!("http://{host}")).map_err(|_| bad())?;
+    if url.host_str().is_none() || url.port().is_none() {
+        return Err(bad());
+    }
+    Ok(format!("http://{host}"))
 }
 
 /// Percent-encode a query value (RFC 3986 unreserved characters pass).
@@ -656,6 +701,50 @@ fn json_problem(e: &serde_json::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emulator_host_replaces_the_gateway_unless_an_origin_is_given() {
+        let c = Client::builder()
+            .env("my-env-1a2b")
+            .build_with_emulator_host(Some("127.0.0.1:8787"))
+            .unwrap();
+        assert_eq!(c.base_url(), "http://127.0.0.1:8787/auth");
+        assert_eq!(c.client_id(), "my-env-1a2b");
+        let c = Client::builder()
+            .env("e1")
+            .build_with_emulator_host(Some("[::1]:9000"))
+            .unwrap();
+        assert_eq!(c.base_url(), "http://[::1]:9000/auth");
+        // An explicit origin wins.
+        let c = Client::builder()
+            .env("e1")
+            .origin("http://10.0.0.1:1")
+            .build_with_emulator_host(Some("127.0.0.1:8787"))
+            .unwrap();
+        assert_eq!(c.base_url(), "http://10.0.0.1:1/auth");
+        // host:port only; the message names the variable and the value.
+        for bad in [
+            "http://127.0.0.1:8787",
+            "127.0.0.1",
+            "127.0.0.1:8787/auth",
+            "a b:1",
+            "u@h:1",
+        ] {
+            let e = Client::builder()
+                .env("e1")
+                .build_with_emulator_host(Some(bad))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("CLOUDBASE_AUTH_EMULATOR_HOST"), "{bad}: {e}");
+            assert!(e.contains("host:port"), "{bad}: {e}");
+        }
+        // The env is still needed (it is the client_id).
+        assert!(
+            Client::builder()
+                .build_with_emulator_host(Some("127.0.0.1:1"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn builder_validates_env_and_origin() {

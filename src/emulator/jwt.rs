@@ -5,7 +5,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroizing;
 
 /// The claims of an access token. Times are RFC 7519 seconds.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -17,6 +16,9 @@ pub(crate) struct AccessClaims {
     pub(crate) iat: u64,
     pub(crate) exp: u64,
     pub(crate) jti: String,
+    /// The session id (tokens of earlier versions have none, and are refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sid: Option<String>,
 }
 
 /// Signs and checks access tokens.
@@ -63,11 +65,6 @@ impl AccessTokenKey {
             header_b64,
             jwks,
         }
-    }
-
-    /// The seed, for the state file.
-    pub(crate) fn seed(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.signing.to_bytes())
     }
 
     /// The key id in the tokens' headers and the JWKS.
@@ -132,6 +129,7 @@ mod tests {
             iat: 1,
             exp: 2,
             jti: "j".into(),
+            sid: Some("1".into()),
         }
     }
 

@@ -64,8 +64,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::handlers::new_access_token;
-use super::state::{RefreshRefusal, User, random_bytes};
+use super::handlers::{SessionStart, new_access_token, refresh_key, start_session};
+use super::store::{RefreshKey, RefreshRefusal, Session, StoreError, random_bytes};
 use crate::VerifyError;
 
 /// The actions served.
@@ -90,6 +90,9 @@ enum Code {
     RefreshTokenExpired,
     InvalidAccessToken,
     AccessTokenExpired,
+    /// Not a CloudBase code: the emulator's state failed; answered with HTTP 503, which the
+    /// SDK reports as a network error, as it would a real outage.
+    Unavailable,
 }
 
 impl Code {
@@ -106,6 +109,7 @@ impl Code {
             Code::RefreshTokenExpired => "REFRESH_TOKEN_EXPIRED",
             Code::InvalidAccessToken => "INVALID_ACCESS_TOKEN",
             Code::AccessTokenExpired => "ACCESS_TOKEN_EXPIRED",
+            Code::Unavailable => "UNAVAILABLE",
         }
     }
 }
@@ -132,13 +136,13 @@ fn request_id() -> String {
 }
 
 /// An HTTP 200 JSON answer: `fields` plus `requestId` (and the request's `seqId`, if any).
-fn answer(mut fields: Map<String, Value>, seq_id: Option<&str>) -> Response {
+fn answer(mut fields: Map<String, Value>, seq_id: Option<&str>, status: StatusCode) -> Response {
     fields.insert("requestId".into(), Value::String(request_id()));
     if let Some(seq) = seq_id {
         fields.insert("seqId".into(), Value::String(seq.to_string()));
     }
     let body = serde_json::to_vec(&Value::Object(fields)).unwrap_or_default();
-    let mut response = (StatusCode::OK, body).into_response();
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(
         header::CONTENT_TYPE,
@@ -168,19 +172,25 @@ pub(crate) async fn web(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let mut seq_id = None;
-    let outcome = serve(&state, q, body, &mut seq_id);
+    let outcome = serve(&state, q, body, &mut seq_id).await;
     match outcome {
         Ok((counter, fields)) => {
             if let Some(counter) = counter {
                 counter.fetch_add(1, Ordering::Relaxed);
             }
-            answer(fields, seq_id.as_deref())
+            answer(fields, seq_id.as_deref(), StatusCode::OK)
         }
         Err(failure) => {
             state.stats.errors.fetch_add(1, Ordering::Relaxed);
+            let status = if failure.code == Code::Unavailable {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            };
             answer(
                 object(json!({"code": failure.code.name(), "message": failure.message})),
                 seq_id.as_deref(),
+                status,
             )
         }
     }
@@ -188,7 +198,7 @@ pub(crate) async fn web(
 
 type Served<'a> = Result<(Option<&'a AtomicU64>, Map<String, Value>), Failure>;
 
-fn serve<'a>(
+async fn serve<'a>(
     state: &'a AppState,
     q: Result<Query<WebQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
@@ -247,13 +257,17 @@ fn serve<'a>(
     let now_ms = state.clock.now_ms();
     match action {
         "auth.signInWithTicket" => sign_in_with_ticket(state, &body, now_ms)
+            .await
             .map(|fields| (Some(&state.stats.sign_ins), fields)),
         "auth.fetchAccessTokenWithRefreshToken" => fetch_access_token(state, &body, now_ms)
+            .await
             .map(|fields| (Some(&state.stats.refreshes), fields)),
-        "auth.getUserInfo" => {
-            get_user_info(state, &body, now_ms).map(|fields| (Some(&state.stats.user_me), fields))
-        }
-        "auth.logout" => logout(state, &body).map(|fields| (None, fields)),
+        "auth.getUserInfo" => get_user_info(state, &body, now_ms)
+            .await
+            .map(|fields| (Some(&state.stats.user_me), fields)),
+        "auth.logout" => logout(state, &body)
+            .await
+            .map(|fields| (Some(&state.stats.sessions_ended), fields)),
         other => Err(fail(
             Code::InvalidAction,
             format!(
@@ -282,7 +296,15 @@ fn string_param<'b>(
     }
 }
 
-fn sign_in_with_ticket(
+/// The store failed: HTTP 503 (see [`Code::Unavailable`]).
+fn unavailable(e: StoreError) -> Failure {
+    fail(
+        Code::Unavailable,
+        format!("the emulator's state is unavailable: {e}"),
+    )
+}
+
+async fn sign_in_with_ticket(
     state: &AppState,
     body: &Map<String, Value>,
     now_ms: u64,
@@ -292,32 +314,42 @@ fn sign_in_with_ticket(
         .ok_or_else(|| fail(Code::InvalidParam, "ticket is missing"))?;
     // `refresh_token` (the client's stored one) is accepted and ignored: a new session starts.
     string_param(body, "refresh_token", Code::InvalidParam)?;
-    let verified = state.verifier.verify_at(ticket, now_ms).map_err(|e| {
-        let hint = match e {
-            VerifyError::UnknownKeyId { .. } | VerifyError::BadSignature { .. } => {
-                " (Key do not exist or expired)"
+    let (session, secret) = start_session(state, ticket, now_ms)
+        .await
+        .map_err(|e| match e {
+            SessionStart::Ticket(e) => {
+                let hint = match e {
+                    VerifyError::UnknownKeyId { .. } | VerifyError::BadSignature { .. } => {
+                        " (Key do not exist or expired)"
+                    }
+                    _ => "",
+                };
+                fail(Code::InvalidCustomLoginTicket, format!("{e}{hint}"))
             }
-            _ => "",
-        };
-        fail(Code::InvalidCustomLoginTicket, format!("{e}{hint}"))
-    })?;
-    let user = state.store.user_for_uid(&verified.claims().uid, now_ms);
-    let refresh_token = state
-        .store
-        .start_session(&user, now_ms.saturating_add(state.refresh_ttl_ms));
-    Ok(object(json!({ "refresh_token": refresh_token })))
+            SessionStart::ExpirePast(message) => fail(Code::InvalidCustomLoginTicket, message),
+            SessionStart::Store(e) => unavailable(e),
+        })?;
+    Ok(object(
+        json!({ "refresh_token": format!("{}.{secret}", session.id) }),
+    ))
 }
 
-/// Whether `token` has the shape of a refresh token this emulator issues (32 random bytes,
-/// base64url without padding).
+/// Whether `token` has the shape of a refresh token this emulator issues: `<session id>.<43
+/// base64url characters>`, or (imported from a JSON state file of an earlier version) the 43
+/// characters alone.
 fn looks_like_refresh_token(token: &str) -> bool {
-    token.len() == 43
-        && token
+    let secret = match token.split_once('.') {
+        Some((id, secret)) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) => secret,
+        Some(_) => return false,
+        None => token,
+    };
+    secret.len() == 43
+        && secret
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn fetch_access_token(
+async fn fetch_access_token(
     state: &AppState,
     body: &Map<String, Value>,
     now_ms: u64,
@@ -331,33 +363,36 @@ fn fetch_access_token(
             "refresh_token is not a refresh token of this emulator",
         ));
     }
-    let user = state
+    let session = state
         .store
-        .session_user(token, now_ms)
+        .session_for_refresh(refresh_key(token), now_ms)
+        .await
+        .map_err(unavailable)?
         .map_err(|refusal| {
             fail(
                 Code::RefreshTokenExpired,
                 match refusal {
                     RefreshRefusal::Expired => "refresh_token expired; sign in again",
                     RefreshRefusal::Unknown | RefreshRefusal::Used => {
-                        "refresh_token does not exist (never issued by auth.signInWithTicket, or signed out)"
+                        "refresh_token does not exist (never issued by auth.signInWithTicket, \
+                         signed out, or replaced by a v2 refresh)"
                     }
                 },
             )
         })?;
-    let access_token = new_access_token(state, &user, now_ms);
+    let (access_token, expires_in) = new_access_token(state, &session, now_ms);
     Ok(object(json!({
         "access_token": access_token,
-        "access_token_expire": state.access_ttl_s.saturating_mul(1000),
+        "access_token_expire": expires_in.saturating_mul(1000),
     })))
 }
 
-/// The user an `access_token` parameter names, or why not.
-fn access_token_user(
+/// The session an `access_token` parameter belongs to, or why not.
+async fn access_token_session(
     state: &AppState,
     body: &Map<String, Value>,
     now_ms: u64,
-) -> Result<Arc<User>, Failure> {
+) -> Result<Session, Failure> {
     let token = string_param(body, "access_token", Code::InvalidAccessToken)?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
@@ -381,36 +416,57 @@ fn access_token_user(
     if now_ms / 1000 >= claims.exp {
         return Err(fail(Code::AccessTokenExpired, "access_token expired"));
     }
-    state.store.user_for_sub(&claims.sub).ok_or_else(|| {
-        fail(
-            Code::InvalidAccessToken,
-            "access_token names an unknown user",
-        )
-    })
+    let sid = claims
+        .sid
+        .as_deref()
+        .and_then(|s| s.parse::<i64>().ok())
+        .ok_or_else(|| fail(Code::InvalidAccessToken, "access_token has no session"))?;
+    state
+        .store
+        .session(sid, now_ms)
+        .await
+        .map_err(unavailable)?
+        .filter(|s| s.user.sub == claims.sub)
+        .ok_or_else(|| {
+            fail(
+                Code::InvalidAccessToken,
+                "access_token's session has ended (signed out, revoked, or expired)",
+            )
+        })
 }
 
-fn get_user_info(
+async fn get_user_info(
     state: &AppState,
     body: &Map<String, Value>,
     now_ms: u64,
 ) -> Result<Map<String, Value>, Failure> {
-    let user = access_token_user(state, body, now_ms)?;
+    let session = access_token_session(state, body, now_ms).await?;
     Ok(object(json!({
         "data": {
-            "uid": user.sub,
+            "uid": session.user.sub,
             "loginType": "CUSTOM",
-            "customUserId": user.uid,
+            "customUserId": session.user.uid,
             "hasPassword": false,
         }
     })))
 }
 
-fn logout(state: &AppState, body: &Map<String, Value>) -> Result<Map<String, Value>, Failure> {
+async fn logout(
+    state: &AppState,
+    body: &Map<String, Value>,
+) -> Result<Map<String, Value>, Failure> {
     let token = string_param(body, "refresh_token", Code::InvalidParam)?
         .filter(|t| !t.is_empty())
         .ok_or_else(|| fail(Code::InvalidParam, "refresh_token is missing"))?;
     // Idempotent: signing out of an ended or unknown session succeeds (the client would
-    // otherwise keep a login state it cannot use).
-    state.store.end_session(token);
+    // otherwise keep a login state it cannot use). Ending the session also ends its access
+    // tokens (they carry the session id).
+    if let RefreshKey::Session { id, secret_hash } = refresh_key(token) {
+        state
+            .store
+            .end_session_by_refresh(id, secret_hash)
+            .await
+            .map_err(unavailable)?;
+    }
     Ok(Map::new())
 }

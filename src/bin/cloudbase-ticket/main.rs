@@ -61,7 +61,7 @@ enum Command {
     /// Write fresh test credentials shaped like the console's tcb_custom_login.json.
     #[command(after_help = keygen::EXAMPLES)]
     Keygen(keygen::KeygenArgs),
-    /// Run a local CloudBase custom-login emulator (sign-in, refresh, user/me) on loopback.
+    /// Run a local CloudBase custom-login emulator (sessions, admin routes, users page) on loopback.
     #[command(after_help = serve::EXAMPLES)]
     Serve(serve::ServeArgs),
 }

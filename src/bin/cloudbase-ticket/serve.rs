@@ -6,7 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use cloudbase_ticket::emulator::{Emulator, EmulatorError};
+use std::time::Duration;
+
+use cloudbase_ticket::emulator::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_SESSIONS_PER_USER,
+    DEFAULT_PRUNE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Emulator, EmulatorError,
+};
 
 use crate::{CliError, KeySetArgs, output, write_stdout};
 
@@ -14,31 +19,72 @@ pub(crate) const EXAMPLES: &str = "Examples:
   # an emulator on an ephemeral loopback port; its URL is the first line on stdout
   cloudbase-ticket serve --credentials tcb_custom_login.json
 
-  # a fixed port, keeping users and refresh tokens between runs
-  cloudbase-ticket serve --credentials key.json --addr 127.0.0.1:8787 --state emulator-state.json
+  # a fixed port, keeping users and sessions between runs (a SQLite database, mode 0600)
+  cloudbase-ticket serve --credentials key.json --addr 127.0.0.1:8787 --state emulator.db
 
   # also allow a web app served from another origin than localhost/127.0.0.1
   cloudbase-ticket serve --credentials key.json --cors-origin https://dev.example.com
 
-Routes: POST /auth/v1/signin/custom, POST /auth/v1/token, GET /auth/v1/user/me,
-GET /.well-known/jwks.json, GET /openapi.json, POST /web (v1 protocol: auth.signInWithTicket,
-auth.fetchAccessTokenWithRefreshToken, auth.getUserInfo, auth.logout). Browser pages on
-http(s)://localhost, 127.0.0.1 and [::1] (any port) may call it (CORS). Stops on Ctrl-C or
-SIGTERM, saving --state.";
+  # users from an export (GET /emulator/v1/export of another run)
+  cloudbase-ticket serve --credentials key.json --import users.json
+
+  # during a key rotation: accept tickets of the old and the new key
+  cloudbase-ticket serve --credentials old_key.json --credentials new_key.json
+
+Auth routes: POST /auth/v1/signin/custom, POST /auth/v1/token, GET /auth/v1/user/me,
+POST /auth/v1/revoke, POST /auth/v1/user/signout, DELETE /auth/v1/user/revoke/all,
+GET /auth/v1/token/introspect; v1 protocol: POST /web (auth.signInWithTicket,
+auth.fetchAccessTokenWithRefreshToken, auth.getUserInfo, auth.logout). Admin (loopback only
+unless --admin-token): /emulator/v1/...; users page: /emulator/. Everything: GET /openapi.json.
+Browser pages on http(s)://localhost, 127.0.0.1 and [::1] (any port) may call it (CORS). Rust
+clients find the emulator through CLOUDBASE_AUTH_EMULATOR_HOST=127.0.0.1:PORT. Stops on Ctrl-C
+or SIGTERM.";
 
 #[derive(Args, Debug)]
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     keys: KeySetArgs,
-    /// Address to listen on (port 0: any free port).
+    /// Address to listen on (port 0: any free port). Loopback only unless --allow-remote.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
     addr: SocketAddr,
-    /// Load users and live refresh tokens from FILE, and save them there (JSON, mode 0600).
+    /// Listen on a non-loopback --addr. The emulator trusts every ticket the key signs and its
+    /// admin routes reset state: anyone who reaches it can sign in as anyone or wipe it.
+    #[arg(long)]
+    allow_remote: bool,
+    /// Keep users, sessions and the token-signing key in this SQLite database (created with
+    /// mode 0600; one emulator per file). A JSON state file of an earlier version is imported
+    /// once and kept as FILE.v1.json.
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     state: Option<PathBuf>,
+    /// Add the users of an export document (GET /emulator/v1/export) at start.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    import: Option<PathBuf>,
     /// The env to emulate (default: the key's env_id).
     #[arg(long, value_name = "ENV", allow_hyphen_values = true)]
     env: Option<String>,
+    /// Most live sessions per user; a sign-in past it ends the user's oldest session.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS_PER_USER,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions_per_user: u32,
+    /// Require `Authorization: Bearer TOKEN` on the admin routes (then they answer any peer).
+    #[arg(long, value_name = "TOKEN", allow_hyphen_values = true)]
+    admin_token: Option<String>,
+    /// Seconds a connection has to send a whole request head, from when it opens or its
+    /// previous answer is sent (closes silent, half-open and idle keep-alive connections).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds to read a request body and answer (408 past it).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout: u64,
+    /// Most connections served at once (more wait in the listen backlog).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = parse_max_connections)]
+    max_connections: usize,
+    /// Seconds between deletions of expired sessions (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PRUNE_INTERVAL.as_secs())]
+    prune_interval: u64,
     /// Worker threads (default: all cores).
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     threads: Option<NonZeroUsize>,
@@ -52,19 +98,34 @@ pub(crate) struct ServeArgs {
     cors_origins: Vec<String>,
 }
 
+fn parse_max_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("{text:?} is not a whole number from 1 to 1000000")),
+    }
+}
+
 fn emulator_error(e: EmulatorError) -> CliError {
     match e {
         EmulatorError::NoEnv
         | EmulatorError::Keys(_)
         | EmulatorError::State { .. }
-        | EmulatorError::CorsOrigin { .. } => CliError::usage(e.to_string()),
+        | EmulatorError::CorsOrigin { .. }
+        | EmulatorError::Import(_)
+        | EmulatorError::RemoteNotAllowed { .. } => CliError::usage(e.to_string()),
         _ => CliError::failure(e.to_string()),
     }
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     let keys = args.keys.load()?;
-    let mut builder = Emulator::builder(&keys[0]);
+    let mut builder = Emulator::builder(&keys[0])
+        .allow_remote(args.allow_remote)
+        .max_sessions_per_user(args.max_sessions_per_user)
+        .header_read_timeout(Duration::from_secs(args.header_read_timeout))
+        .request_timeout(Duration::from_secs(args.request_timeout))
+        .max_connections(args.max_connections)
+        .prune_interval(Duration::from_secs(args.prune_interval));
     for more in &keys[1..] {
         builder = builder.credentials(more);
     }
@@ -79,7 +140,21 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
     for origin in &args.cors_origins {
         builder = builder.cors_origin(origin.clone());
     }
-    let emulator = builder.build().map_err(emulator_error)?;
+    if let Some(token) = args.admin_token.clone() {
+        if token.trim().is_empty() {
+            return Err(CliError::usage("--admin-token is empty"));
+        }
+        builder = builder.admin_token(token);
+    }
+    // Read the import before opening the state, so a bad file changes nothing.
+    let import = match &args.import {
+        Some(path) => Some((
+            path,
+            std::fs::read_to_string(path)
+                .map_err(|e| CliError::usage(format!("--import {}: {e}", path.display())))?,
+        )),
+        None => None,
+    };
     let threads = args
         .threads
         .or_else(|| std::thread::available_parallelism().ok())
@@ -89,7 +164,22 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+    // The database is opened (and locked) inside the runtime: its reads use spawn_blocking.
     runtime.block_on(async move {
+        let emulator = builder.build().map_err(emulator_error)?;
+        for notice in emulator.notices() {
+            eprintln!("cloudbase-ticket: {notice}");
+        }
+        if let Some((path, text)) = import {
+            let added = emulator
+                .import(&text)
+                .await
+                .map_err(|e| CliError::usage(format!("--import {}: {e}", path.display())))?;
+            eprintln!(
+                "cloudbase-ticket: imported {added} users from {}",
+                path.display()
+            );
+        }
         let server = emulator.start(args.addr).await.map_err(emulator_error)?;
         write_stdout(format!("{}\n", server.url()).as_bytes())?;
         wait_for_stop_signal().await?;

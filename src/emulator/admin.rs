@@ -1,0 +1,305 @@
+//! Admin routes for test harnesses (`/emulator/v1/...`) and the users page (`/emulator/`).
+//!
+//! Admin routes answer loopback peers only, unless an admin token is set: then every caller
+//! must send `Authorization: Bearer <token>` (compared in constant time).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq as _;
+
+use super::handlers::{Failure, Fields, Kind, Shared, body_bytes, fail, json_response, shorten};
+use super::observe::Fault;
+use super::store::{ExportedUser, sha256};
+
+/// The users page (plain HTML and JavaScript; it reads the admin JSON routes).
+const PAGE_HTML: &str = include_str!("page.html");
+/// `format` of an export document.
+pub(crate) const EXPORT_FORMAT: &str = "cloudbase-ticket-emulator-export";
+/// Default and largest `limit` of `GET /emulator/v1/users`.
+const USERS_DEFAULT_LIMIT: u64 = 1_000;
+const USERS_MAX_LIMIT: u64 = 100_000;
+/// Largest clock offset: ±100 years, in ms.
+const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
+
+/// Let the request through if the peer is on loopback (no admin token), or if it carries the
+/// admin token.
+pub(crate) async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    match &state.admin_token_sha256 {
+        Some(expected) => {
+            let given = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split_once(' '))
+                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+                .map(|(_, token)| sha256(token.trim().as_bytes()));
+            // Digests of equal length, compared in constant time.
+            let ok = given.is_some_and(|given| bool::from(given.ct_eq(expected)));
+            if !ok {
+                return fail(
+                    &state,
+                    Failure::unauthenticated(
+                        "admin routes need Authorization: Bearer <the emulator's admin token>",
+                    ),
+                );
+            }
+        }
+        None => {
+            let loopback = request
+                .extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .is_some_and(|ConnectInfo(peer)| peer.ip().to_canonical().is_loopback());
+            if !loopback {
+                return fail(
+                    &state,
+                    Failure::new(
+                        StatusCode::FORBIDDEN,
+                        Kind::PermissionDenied,
+                        "admin routes answer loopback clients only; set an admin token \
+                         (serve --admin-token) to allow others",
+                    ),
+                );
+            }
+        }
+    }
+    next.run(request).await
+}
+
+#[derive(Deserialize)]
+pub(crate) struct UsersQuery {
+    #[serde(default)]
+    limit: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct UsersAnswer {
+    users: Vec<super::store::UserRow>,
+}
+
+/// `GET /emulator/v1/users[?limit=N]`: users, most recent sign-in first, with live sessions.
+pub(crate) async fn list_users(
+    State(state): State<Shared>,
+    query: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let outcome = async {
+        let Query(query) = query.map_err(|_| {
+            Failure::bad_request(format!(
+                "limit must be a whole number from 1 to {USERS_MAX_LIMIT}"
+            ))
+        })?;
+        let limit = query.limit.unwrap_or(USERS_DEFAULT_LIMIT);
+        if !(1..=USERS_MAX_LIMIT).contains(&limit) {
+            return Err(Failure::bad_request(format!(
+                "limit must be a whole number from 1 to {USERS_MAX_LIMIT}"
+            )));
+        }
+        let users = state.store.users(state.clock.now_ms(), limit).await?;
+        Ok(json_response(&UsersAnswer { users }))
+    }
+    .await;
+    answer(&state, outcome)
+}
+
+fn answer(state: &super::AppState, outcome: Result<Response, Failure>) -> Response {
+    match outcome {
+        Ok(response) => response,
+        Err(failure) => fail(state, failure),
+    }
+}
+
+/// `DELETE /emulator/v1/users`: every user and session is deleted, armed faults disarmed and
+/// the request log cleared (the clock offset and the signing key stay).
+pub(crate) async fn reset(State(state): State<Shared>) -> Response {
+    let outcome = async {
+        state.store.reset().await?;
+        state.faults.clear();
+        state.log.clear();
+        Ok(json_response(&serde_json::json!({})))
+    }
+    .await;
+    answer(&state, outcome)
+}
+
+/// `POST /emulator/v1/users/{sub}/revoke`: end every session of one user.
+pub(crate) async fn revoke_user(State(state): State<Shared>, Path(sub): Path<String>) -> Response {
+    let outcome = async {
+        match state.store.end_sessions_of(sub.clone()).await? {
+            Some(ended) => {
+                state
+                    .stats
+                    .sessions_ended
+                    .fetch_add(ended, Ordering::Relaxed);
+                Ok(json_response(
+                    &serde_json::json!({ "sessions_ended": ended }),
+                ))
+            }
+            None => Err(Failure::not_found(format!(
+                "no user has sub {:?}",
+                shorten(&sub)
+            ))),
+        }
+    }
+    .await;
+    answer(&state, outcome)
+}
+
+#[derive(Serialize)]
+struct ClockAnswer {
+    offset_ms: i64,
+    now_ms: u64,
+}
+
+/// `GET /emulator/v1/clock`: the offset and the emulator's now.
+pub(crate) async fn get_clock(State(state): State<Shared>) -> Response {
+    json_response(&ClockAnswer {
+        offset_ms: state.clock.offset_ms(),
+        now_ms: state.clock.now_ms(),
+    })
+}
+
+/// `PUT /emulator/v1/clock {"offset_ms": N}`: the emulator's now becomes the system's + N
+/// (tickets, tokens and sessions all use it).
+pub(crate) async fn set_clock(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let outcome = (|| {
+        let bytes = body_bytes(&state, body)?;
+        let fields = Fields::parse(&bytes)?;
+        let offset = fields
+            .integer("offset_ms", -MAX_OFFSET_MS, MAX_OFFSET_MS)?
+            .ok_or_else(|| Failure::bad_request("offset_ms is missing"))?;
+        state.clock.set_offset_ms(offset);
+        Ok(json_response(&ClockAnswer {
+            offset_ms: offset,
+            now_ms: state.clock.now_ms(),
+        }))
+    })();
+    answer(&state, outcome)
+}
+
+#[derive(Serialize)]
+struct FaultsAnswer {
+    faults: Vec<Fault>,
+}
+
+/// `POST /emulator/v1/faults {"route","count","status","delay_ms"}`: the next `count`
+/// requests to `route` wait `delay_ms`, then get `status` (429 `EXCEED_RATELIMIT` or 503) if
+/// given, else are handled normally.
+pub(crate) async fn add_fault(
+    State(state): State<Shared>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let outcome = (|| {
+        let bytes = body_bytes(&state, body)?;
+        let fields = Fields::parse(&bytes)?;
+        let route = fields
+            .string("route")?
+            .ok_or_else(|| Failure::bad_request("route is missing (e.g. \"/auth/v1/token\")"))?;
+        if !route.starts_with('/') || route.len() > 200 || route.starts_with("/emulator/") {
+            return Err(Failure::bad_request(format!(
+                "route {:?} is not a path of an auth route (e.g. \"/auth/v1/token\"; admin \
+                 routes cannot be faulted)",
+                shorten(&route)
+            )));
+        }
+        let count = fields.integer("count", 1, 1_000_000)?.unwrap_or(1) as u64;
+        let status = match fields.integer("status", 0, 999)? {
+            None => None,
+            Some(s @ (429 | 503)) => Some(s as u16),
+            Some(other) => {
+                return Err(Failure::bad_request(format!(
+                    "status {other} is not one the emulator injects: 429 (EXCEED_RATELIMIT) \
+                     or 503"
+                )));
+            }
+        };
+        let delay_ms = fields.integer("delay_ms", 0, 60_000)?.unwrap_or(0) as u64;
+        if status.is_none() && delay_ms == 0 {
+            return Err(Failure::bad_request(
+                "give status (429 or 503), delay_ms (1 to 60000), or both",
+            ));
+        }
+        state.faults.add(Fault {
+            route: route.into_owned(),
+            count,
+            status,
+            delay_ms,
+        });
+        Ok(json_response(&FaultsAnswer {
+            faults: state.faults.list(),
+        }))
+    })();
+    answer(&state, outcome)
+}
+
+/// `DELETE /emulator/v1/faults`: disarm every fault.
+pub(crate) async fn clear_faults(State(state): State<Shared>) -> Response {
+    state.faults.clear();
+    json_response(&FaultsAnswer { faults: Vec::new() })
+}
+
+/// An export document (`GET /emulator/v1/export`, read by `serve --import`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Export {
+    pub(crate) format: String,
+    pub(crate) version: u32,
+    pub(crate) env: String,
+    pub(crate) exported_at_ms: u64,
+    pub(crate) users: Vec<ExportedUser>,
+}
+
+/// `GET /emulator/v1/export`: every user as JSON (sessions and the signing key are not
+/// exported).
+pub(crate) async fn export(State(state): State<Shared>) -> Response {
+    let outcome = async {
+        let users = state.store.export_users().await?;
+        Ok(json_response(&Export {
+            format: EXPORT_FORMAT.to_string(),
+            version: 1,
+            env: state.env.clone(),
+            exported_at_ms: state.clock.now_ms(),
+            users,
+        }))
+    }
+    .await;
+    answer(&state, outcome)
+}
+
+/// `GET /emulator/v1/requests`: the last requests to the auth routes, most recent first.
+pub(crate) async fn requests(State(state): State<Shared>) -> Response {
+    json_response(&serde_json::json!({ "requests": state.log.recent() }))
+}
+
+/// `GET /emulator/`: the users page.
+pub(crate) async fn page() -> Response {
+    let mut response = (StatusCode::OK, PAGE_HTML).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; \
+             connect-src 'self'",
+        ),
+    );
+    response
+}
+
+/// `GET /`: to the users page.
+pub(crate) async fn root() -> Response {
+    Redirect::temporary("/emulator/").into_response()
+}
