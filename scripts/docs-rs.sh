@@ -12,7 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo doc --no-deps --all-features
 # The "Available on crate feature X only" badges come from `doc_cfg`: check a few are there.
-doc=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/doc/cloudbase_ticket
+target=$(cargo metadata --format-version 1 --no-deps | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')
+doc=$target/doc/cloudbase_ticket
 for page_feature in client/index.html:client emulator/index.html:emulator enum.Backend.html:rust-crypto; do
   page=${page_feature%%:*}
   feature=${page_feature##*:}

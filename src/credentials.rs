@@ -574,7 +574,7 @@ impl Credentials {
     /// 8192), a random UUID key id, and `env_id`. For test harnesses and emulators; CloudBase
     /// itself only accepts keys made by its console.
     pub fn generate(env_id: &str, bits: usize) -> Result<Self, GenerateError> {
-        if !(key::MIN_KEY_BITS..=key::MAX_KEY_BITS).contains(&bits) || bits % 8 != 0 {
+        if !(key::MIN_KEY_BITS..=key::MAX_KEY_BITS).contains(&bits) || !bits.is_multiple_of(8) {
             return Err(GenerateError::UnsupportedSize { bits });
         }
         if env_id.is_empty() {
