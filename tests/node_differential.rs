@@ -43,6 +43,24 @@ const KEYS: [&str; 9] = [
     "fixtures/keys/rsa4096-pkcs8.json",
 ];
 
+/// The largest keys: signing with them is slow on RustCrypto (~0.2 s), so a run samples a few
+/// cases with each instead of drawing them as often as the others.
+const KEYS_8192: [&str; 2] = [
+    "fixtures/keys/rsa8192-pkcs1.json",
+    "fixtures/keys/rsa8192-pkcs8.json",
+];
+const CASES_PER_8192_KEY: usize = 2;
+
+/// `case` with its key replaced by `key` (and its env by `key`'s, unless it was a mismatch).
+fn with_key(mut case: Case, key: &str) -> Case {
+    let old_env = credentials(&case.credentials).env_id().unwrap().to_string();
+    if case.env.value == old_env {
+        case.env.value = credentials(key).env_id().unwrap().to_string();
+    }
+    case.credentials = key.to_string();
+    case
+}
+
 fn random_case(rng: &mut Rng) -> Case {
     let alphabet: Vec<char> = ('a'..='z')
         .chain('A'..='Z')
@@ -123,7 +141,11 @@ fn fresh_random_cases_match_node_sdk_byte_for_byte() {
         "differential seed {seed} (DIFFERENTIAL_SEED={seed} replays this run), {count} cases"
     );
     let mut rng = Rng(seed);
-    let cases: Vec<Case> = (0..count).map(|_| random_case(&mut rng)).collect();
+    let mut cases: Vec<Case> = (0..count).map(|_| random_case(&mut rng)).collect();
+    for key in KEYS_8192 {
+        cases.extend((0..CASES_PER_8192_KEY).map(|_| with_key(random_case(&mut rng), key)));
+    }
+    let count = cases.len();
 
     let mut child = Command::new("node")
         .arg(root().join("scripts/node/oracle.js"))
