@@ -36,6 +36,9 @@ mkdir -p "$tmp/crate"
 tar xzf "$cache/package/package/cloudbase-ticket-$version.crate" -C "$tmp/crate"
 crate="$tmp/crate/cloudbase-ticket-$version"
 rm -rf "$crate/.cargo"
+# Newer than any earlier build, so cargo rebuilds the crate from this copy (the .crate keeps
+# the files' old mtimes, and cargo names a package's artifacts alike wherever it lies).
+find "$crate" -type f -exec touch {} +
 
 mkdir -p app/src
 cat >app/Cargo.toml <<TOML

@@ -4,8 +4,13 @@
 #
 # Fails if the package misses a file the tests need (fixtures, fuzz corpora, the node oracle
 # scripts), if it grows near crates.io's 10 MB limit, or if any test fails in the packaged
-# crate. The unpacked crate builds into the same target directory as the repository (the
-# dependencies are not rebuilt; the crate itself is, from its unpacked path).
+# crate. The unpacked crate builds into the same target directory as the repository, so the
+# dependencies are not rebuilt. The crate itself must be rebuilt from the unpacked files, and
+# cargo names a package's artifacts alike wherever it lies and judges freshness by mtimes (which
+# the .crate keeps): an earlier build's test binaries, with another CARGO_MANIFEST_DIR baked
+# in, would otherwise pass for these. So the unpacked files are touched, and a setting for this
+# package alone (codegen-units, which changes nothing else) gives its artifacts names of their
+# own, apart from the repository's.
 #
 #   scripts/package-test.sh [CARGO TEST ARGS...]     default: --all-features
 #
@@ -36,5 +41,7 @@ tar xzf "$crate" -C "$tmp"
 cd "$tmp/cloudbase-ticket-$version"
 if [ "$#" -eq 0 ]; then set -- --all-features; fi
 echo "package-test: cargo test $* in $PWD (CARGO_TARGET_DIR=$target)" >&2
-CARGO_TARGET_DIR="$target" cargo test --locked "$@"
+find . -type f -exec touch {} +
+CARGO_TARGET_DIR="$target" cargo test --locked \
+  --config 'profile.dev.package.cloudbase-ticket.codegen-units = 7' "$@"
 echo "package-test: the packaged crate's tests pass" >&2
