@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the initial seed corpora into fuzz/corpus/<target>/ (run from the repository root).
+"""Write the initial seed corpora into tests/fuzz/corpus/<target>/ (run from the repository root).
 
     python3 fuzz/make_seeds.py path/to/cloudbase-ticket
 
@@ -18,7 +18,7 @@ import tempfile
 
 CLI = sys.argv[1]
 NOW = 1758597487691
-OUT = "fuzz/corpus"
+OUT = "tests/fuzz/corpus"
 
 
 def write(target, name, data):

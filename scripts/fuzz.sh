@@ -3,8 +3,8 @@
 #
 #   scripts/fuzz.sh                      every target, 600 s each, one after another
 #   scripts/fuzz.sh TARGET [SECONDS]     one target (credentials_json, ticket_verify, uid)
-#   scripts/fuzz.sh merge TARGET         minimise fuzz/corpus/TARGET plus the working corpus
-#                                        into a fresh directory and replace fuzz/corpus/TARGET
+#   scripts/fuzz.sh merge TARGET         minimise tests/fuzz/corpus/TARGET plus the working corpus
+#                                        into a fresh directory and replace tests/fuzz/corpus/TARGET
 #                                        with it: libFuzzer's merge in its set-cover form
 #                                        (-set_cover_merge=1) over edges (-use_counters=0),
 #                                        the fewest inputs that still reach every edge
@@ -14,8 +14,10 @@
 # this script sets RUSTC_BOOTSTRAP=1, which makes stable rustc accept those flags. It is set
 # for the fuzz build only, never for the crate's own build or tests.
 #
-# Corpora: the committed seeds are fuzz/corpus/TARGET (kept small: minimised, a few hundred
-# files at most) and fuzz/regressions/TARGET (inputs that once found a bug; read only). New
+# Corpora: the committed seeds are tests/fuzz/corpus/TARGET (kept small: minimised, a few hundred
+# files at most) and tests/fuzz/regressions/TARGET (inputs that once found a bug; read only),
+# under tests/ because `cargo test` replays them and `cargo package` ships them (it leaves out
+# everything under fuzz/, a crate of its own). New
 # inputs go to the working corpus fuzz/target/corpus/TARGET, which is not committed; crashes go
 # to fuzz/artifacts/TARGET/. `cargo test --test fuzz_corpus` replays the committed files on
 # stable Rust with the same checks (tests/common/fuzz_checks.rs).
@@ -63,16 +65,16 @@ run() {
   local target=$1 seconds=$2
   known "$target"
   local work="fuzz/target/corpus/$target" log="fuzz/target/logs/$target.log"
-  mkdir -p "$work" "fuzz/target/logs" "fuzz/regressions/$target" "fuzz/artifacts/$target"
+  mkdir -p "$work" "fuzz/target/logs" "tests/fuzz/regressions/$target" "fuzz/artifacts/$target"
   cargo fuzz build "$target"
   mapfile -t opts < <(options "$target")
   echo "fuzz.sh: $target for ${seconds}s (log: $log)" >&2
   local status=0
-  cargo fuzz run "$target" "$work" "fuzz/corpus/$target" "fuzz/regressions/$target" -- \
+  cargo fuzz run "$target" "$work" "tests/fuzz/corpus/$target" "tests/fuzz/regressions/$target" -- \
     -max_total_time="$seconds" -print_final_stats=1 "${opts[@]}" >"$log" 2>&1 || status=$?
   grep -aE '^(#[0-9]+[[:space:]]+DONE|stat::|Done [0-9]+ runs)|ERROR|panicked|SUMMARY|Test unit written' "$log" || true
   echo "fuzz.sh: $target working corpus: $(find "$work" -type f | wc -l) files;" \
-    "committed: $(find "fuzz/corpus/$target" -type f | wc -l) files" >&2
+    "committed: $(find "tests/fuzz/corpus/$target" -type f | wc -l) files" >&2
   return "$status"
 }
 
@@ -85,11 +87,11 @@ merge() {
   mkdir -p "fuzz/target/corpus/$target"
   cargo fuzz build "$target"
   mapfile -t opts < <(options "$target")
-  cargo fuzz run "$target" "$fresh" "fuzz/corpus/$target" "fuzz/target/corpus/$target" -- \
+  cargo fuzz run "$target" "$fresh" "tests/fuzz/corpus/$target" "fuzz/target/corpus/$target" -- \
     -set_cover_merge=1 -use_counters=0 "${opts[@]}" 2>&1 | grep -aE 'MERGE-OUTER: [0-9]+ new files' || true
-  rm -rf "fuzz/corpus/$target"
-  mv "$fresh" "fuzz/corpus/$target"
-  echo "fuzz.sh: fuzz/corpus/$target now holds $(find "fuzz/corpus/$target" -type f | wc -l) files" >&2
+  rm -rf "tests/fuzz/corpus/$target"
+  mv "$fresh" "tests/fuzz/corpus/$target"
+  echo "fuzz.sh: tests/fuzz/corpus/$target now holds $(find "tests/fuzz/corpus/$target" -type f | wc -l) files" >&2
 }
 
 case ${1:-all} in

@@ -46,7 +46,7 @@
 //! with `serve`).
 #![deny(missing_docs)]
 #![deny(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backend;
 #[cfg(feature = "client")]
@@ -69,11 +69,6 @@ pub use credentials::{Credentials, CredentialsError};
 pub use issuer::{Issuer, IssuerError, TicketError, TicketOptions};
 pub use public_key::PublicKey;
 pub use verify::{Verifier, VerifierError, VerifyError};
-
-// The README's Rust examples compile and run as doc tests (with every feature on).
-#[cfg(all(doctest, feature = "client", feature = "emulator"))]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 
 /// Hooks for this crate's criterion benchmarks. Not part of the API: no stability promise.
 #[doc(hidden)]
@@ -102,7 +97,20 @@ pub mod __bench {
 }
 
 /// Any error of this crate, for applications that handle them alike (`?` converts each).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Its `Debug` output (`{:?}`) is the `Display` message, as `anyhow::Error`'s is, so that a
+/// `fn main() -> Result<(), cloudbase_ticket::Error>` that fails prints a readable line such as
+/// `Error: credentials file tcb_custom_login.json does not exist (download …)`. The alternate
+/// form (`{:#?}`) shows the variant and its fields.
+///
+/// ```
+/// let err = cloudbase_ticket::Error::from(
+///     cloudbase_ticket::Credentials::from_file("no/such/file.json").unwrap_err(),
+/// );
+/// assert_eq!(format!("{err:?}"), err.to_string());
+/// assert!(format!("{err:#?}").starts_with("Credentials("));
+/// ```
+#[derive(Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Loading credentials failed.
@@ -129,6 +137,31 @@ pub enum Error {
     /// A ticket did not parse.
     #[error(transparent)]
     Parse(#[from] ticket::ParseError),
+    /// The sign-in client failed (feature `client`).
+    #[cfg(feature = "client")]
+    #[error(transparent)]
+    Client(#[from] client::ClientError),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !f.alternate() {
+            return std::fmt::Display::fmt(self, f);
+        }
+        let (variant, inner): (&str, &dyn std::fmt::Debug) = match self {
+            Error::Credentials(e) => ("Credentials", e),
+            Error::Issuer(e) => ("Issuer", e),
+            Error::Ticket(e) => ("Ticket", e),
+            Error::PublicKey(e) => ("PublicKey", e),
+            Error::Generate(e) => ("Generate", e),
+            Error::Verifier(e) => ("Verifier", e),
+            Error::Verify(e) => ("Verify", e),
+            Error::Parse(e) => ("Parse", e),
+            #[cfg(feature = "client")]
+            Error::Client(e) => ("Client", e),
+        };
+        f.debug_tuple(variant).field(inner).finish()
+    }
 }
 
 impl From<uid::UidError> for Error {

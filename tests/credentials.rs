@@ -7,7 +7,7 @@ use std::ffi::OsString;
 
 use base64::Engine as _;
 use cloudbase_ticket::credentials::{CredentialsSource, CredentialsWarning};
-use cloudbase_ticket::{Credentials, CredentialsError, Issuer};
+use cloudbase_ticket::{Backend, Credentials, CredentialsError, Issuer};
 use common::{fixture, main_credentials};
 
 const NOW: u64 = 1_758_597_487_691;
@@ -54,13 +54,40 @@ fn the_console_fixture_loads() {
 
 #[test]
 fn every_size_and_format_loads() {
-    for bits in [1024, 2048, 3072, 4096] {
+    for bits in [1024, 2048, 3072, 4096, 8192] {
         for fmt in ["pkcs1", "pkcs8"] {
             let creds =
                 Credentials::from_file(fixture(&format!("fixtures/keys/rsa{bits}-{fmt}.json")))
                     .unwrap();
             assert_eq!(creds.key_bits(), bits, "{bits} {fmt}");
         }
+    }
+}
+
+/// The largest size accepted loads into every compiled backend and signs the same ticket,
+/// which an independent verifier accepts.
+#[test]
+fn an_8192_bit_key_loads_and_signs_on_every_backend() {
+    for fmt in ["pkcs1", "pkcs8"] {
+        let creds = common::credentials(&format!("fixtures/keys/rsa8192-{fmt}.json"));
+        let mut tickets = Vec::new();
+        for backend in Backend::all() {
+            let on_backend = creds.with_backend(*backend).unwrap();
+            assert_eq!(on_backend.key_bits(), 8192);
+            let ticket = Issuer::builder(on_backend)
+                .fixed_now_ms(NOW)
+                .build()
+                .unwrap()
+                .create_ticket("user_8192")
+                .unwrap();
+            let claims = common::verify_independently(&ticket, &creds.public_key());
+            assert_eq!(claims["uid"], "user_8192");
+            tickets.push(ticket);
+        }
+        assert!(
+            tickets.windows(2).all(|w| w[0] == w[1]),
+            "{fmt}: backends differ"
+        );
     }
 }
 

@@ -1,6 +1,8 @@
 //! Replays every committed fuzz input through the fuzz targets' own checks, on stable Rust and
-//! without cargo-fuzz: `fuzz/corpus/<target>/` (the minimised corpora) and
-//! `fuzz/regressions/<target>/` (inputs that once found a bug).
+//! without cargo-fuzz: `tests/fuzz/corpus/<target>/` (the minimised corpora) and
+//! `tests/fuzz/regressions/<target>/` (inputs that once found a bug). They live under `tests/`,
+//! not in the fuzz crate's folder, so that `cargo package` ships them (it skips `fuzz/`, a
+//! crate of its own) and this test passes in the packaged crate too.
 //!
 //! The checks are `tests/common/fuzz_checks.rs`, the file the targets in `fuzz/fuzz_targets/`
 //! include, so a corpus file that found a bug keeps guarding against it here.
@@ -11,7 +13,7 @@ mod fuzz_checks;
 use std::path::{Path, PathBuf};
 
 fn fuzz_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz")
 }
 
 /// Every regular file in `dir` (none if `dir` is absent), sorted.
@@ -33,7 +35,7 @@ fn replay(target: &str, min_corpus: usize, check: fn(&[u8])) {
     let corpus = files_in(&fuzz_dir().join("corpus").join(target));
     assert!(
         corpus.len() >= min_corpus,
-        "fuzz/corpus/{target} has {} files, expected at least {min_corpus}",
+        "tests/fuzz/corpus/{target} has {} files, expected at least {min_corpus}",
         corpus.len()
     );
     let regressions = files_in(&fuzz_dir().join("regressions").join(target));

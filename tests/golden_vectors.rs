@@ -42,7 +42,7 @@ fn every_golden_vector_matches_byte_for_byte_on_every_backend() {
 fn vectors_cover_what_they_claim() {
     let vectors = load_vectors();
     let ok: Vec<&Case> = vectors.iter().filter(|c| c.ticket.is_some()).collect();
-    for bits in ["1024", "2048", "3072", "4096"] {
+    for bits in ["1024", "2048", "3072", "4096", "8192"] {
         for fmt in ["pkcs1", "pkcs8"] {
             let name = format!("rsa{bits}-{fmt}");
             assert!(

@@ -49,6 +49,24 @@ const KEYS: [&str; 10] = [
     "fixtures/keys/rsa4096-pkcs8.json",
 ];
 
+/// The largest keys: signing with them is slow on RustCrypto (~0.2 s), so a run samples a few
+/// cases with each instead of drawing them as often as the others.
+const KEYS_8192: [&str; 2] = [
+    "fixtures/keys/rsa8192-pkcs1.json",
+    "fixtures/keys/rsa8192-pkcs8.json",
+];
+const CASES_PER_8192_KEY: usize = 2;
+
+/// `case` with its key replaced by `key` (and its env by `key`'s, unless it was a mismatch).
+fn with_key(mut case: Case, key: &str) -> Case {
+    let old_env = credentials(&case.credentials).env_id().map(str::to_string);
+    if old_env.is_none() || old_env.as_deref() == Some(case.env.value.as_str()) {
+        case.env.value = credentials(key).env_id().unwrap().to_string();
+    }
+    case.credentials = key.to_string();
+    case
+}
+
 /// Case `index`: its uid's first character is drawn from the whole alphabet, except that every
 /// eighth uid begins with `-` and every sixteenth with `--` (values a command line must take).
 fn random_case(rng: &mut Rng, index: usize) -> Case {
@@ -147,7 +165,13 @@ fn fresh_random_cases_match_node_sdk_byte_for_byte() {
         "differential seed {seed} (DIFFERENTIAL_SEED={seed} replays this run), {count} cases"
     );
     let mut rng = Rng(seed);
-    let cases: Vec<Case> = (0..count).map(|i| random_case(&mut rng, i)).collect();
+    let mut cases: Vec<Case> = (0..count).map(|i| random_case(&mut rng, i)).collect();
+    for key in KEYS_8192 {
+        cases.extend(
+            (0..CASES_PER_8192_KEY).map(|i| with_key(random_case(&mut rng, count + i), key)),
+        );
+    }
+    let count = cases.len();
 
     let mut child = Command::new("node")
         .arg(root().join("scripts/node/oracle.js"))

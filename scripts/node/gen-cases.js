@@ -65,4 +65,23 @@ for (const uid of ['', 'abc', 'a'.repeat(33), 'user 01', 'user\n', 'usér', 'use
 cases.push({ credentials: main, env: { mode: 'init', value: 'some-other-env' }, uid: 'user_0001', now_ms: 1758597487691, options: null });
 cases.push({ credentials: 'fixtures/keys/rsa1024-no-env-id.json', env: { mode: 'init', value: 'any-env' }, uid: 'user_0001', now_ms: 1758597487691, options: null });
 
+// 8192-bit keys, the largest size accepted. Appended after every other case, with a seed of
+// their own, so that the cases above and their golden tickets stay exactly as they were. A few
+// cases per key, not 24: RustCrypto takes ~0.2 s for one 8192-bit signature.
+seed = 0x81920000;
+for (const key of ['fixtures/keys/rsa8192-pkcs1.json', 'fixtures/keys/rsa8192-pkcs8.json']) {
+  const env = envOf(key);
+  const plan = [
+    { len: 4, options: null, mode: 'init' },
+    { len: 32, options: 'refresh', mode: 'tcb_env' },
+    { len: randInt(5, 31), options: 'both', mode: 'scf_namespace' },
+  ];
+  for (const { len, options: kind, mode } of plan) {
+    const now = randInt(1.5e12, 2.2e12);
+    const options = kind === 'refresh' ? { refresh: randInt(1, 86400000) }
+      : kind === 'both' ? { refresh: 0, expire: now + randInt(1, 30 * 86400000) } : null;
+    cases.push({ credentials: key, env: { mode, value: env }, uid: nextUid(len), now_ms: now, options });
+  }
+}
+
 process.stdout.write(JSON.stringify(cases) + '\n');

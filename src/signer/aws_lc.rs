@@ -7,9 +7,31 @@
 //!
 //! Ownership: every `RSA*` is owned by exactly one [`RsaHandle`] and freed in its `Drop`.
 //! AWS-LC frees key limbs through `OPENSSL_free`, which wipes the memory before releasing it.
+//!
+//! ## The random generator, seeded ahead of the first signature
+//!
+//! RSA blinding needs random numbers, so the first signature in a process is the first use of
+//! AWS-LC's generator. In `aws-lc-sys` 0.47 (AWS-LC `crypto/fipsmodule/rand/`), each thread has
+//! its own CTR-DRBG, seeded from a per-thread seed DRBG, which is seeded from one **per-process**
+//! seed DRBG whose root is CPU Jitter Entropy (`entropy/tree_drbg_jitter_entropy.c`). Setting
+//! up that process-wide root (`tree_jitter_initialize_once`, under `CRYPTO_once`) samples CPU
+//! timing jitter for ~20–60 ms of CPU (20 ms on this project's machine); a thread's own DRBGs
+//! then cost microseconds. AWS-LC has no
+//! runtime switch to another seed source: the OS-only source is chosen at build time
+//! (`DISABLE_CPU_JITTER_ENTROPY`, or `AWS_LC_SYS_NO_JITTER_ENTROPY=1` for `aws-lc-sys`), which
+//! a library cannot set for the application that depends on it, and the only runtime override
+//! is a `_FOR_TESTING` hook that the bindings do not export.
+//!
+//! So, because the expensive part is process-wide, [`warm_up_generator`] pays it on a
+//! background thread, once per process, as soon as a key is loaded: a ticket issued a few
+//! hundred milliseconds later (an app loads its key at start-up) finds the generator ready.
+//! Figures: the `Issuer` docs, measured by `scripts/first-ticket.sh`.
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Once, OnceLock};
+use std::thread::ThreadId;
 
 use aws_lc_sys as sys;
 use zeroize::Zeroizing;
@@ -18,6 +40,43 @@ use crate::key::{KeyProblem, RsaPublicParts};
 
 /// Length of a SHA-256 digest.
 const SHA256_LEN: usize = 32;
+
+/// Starts the warm-up thread at most once per process.
+static WARM_UP: Once = Once::new();
+/// Set by the warm-up thread once AWS-LC's process-wide generator is seeded.
+static GENERATOR_WARM: AtomicBool = AtomicBool::new(false);
+/// The thread that seeded it (for the test that it is not the caller's).
+static WARMED_ON: OnceLock<ThreadId> = OnceLock::new();
+
+/// Seed AWS-LC's process-wide random generator on a background thread, once per process (see
+/// the module docs). Returns at once. If the thread cannot be started, the first signature
+/// seeds the generator itself, as it would without this.
+pub(crate) fn warm_up_generator() {
+    WARM_UP.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("cloudbase-ticket-seed".into())
+            .spawn(|| {
+                // Let the thread that loaded the key run on first: a new thread may be
+                // scheduled on its core at once, and seeding is ~25-60 ms of busy CPU.
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                let mut byte = [0u8; 1];
+                // SAFETY: `byte` is valid for writes of `byte.len()` bytes; `RAND_bytes` is
+                // thread-safe (its state is per thread, the process-wide part is set up under
+                // `CRYPTO_once` and a lock) and keeps no pointer. It always returns 1 (it
+                // aborts rather than fail), so there is nothing to check.
+                unsafe { sys::RAND_bytes(byte.as_mut_ptr(), byte.len()) };
+                let _ = WARMED_ON.set(std::thread::current().id());
+                GENERATOR_WARM.store(true, Ordering::Release);
+            });
+        drop(spawned);
+    });
+}
+
+/// Whether the warm-up thread has finished seeding AWS-LC's generator.
+#[cfg(test)]
+pub(crate) fn generator_warm() -> bool {
+    GENERATOR_WARM.load(Ordering::Acquire)
+}
 
 /// An owned `RSA*`.
 struct RsaHandle(NonNull<sys::RSA>);
@@ -82,6 +141,9 @@ impl SigningKey {
     /// Load PKCS#1 `RSAPrivateKey` DER (already structurally checked by [`crate::key`]).
     ///
     /// AWS-LC's parser runs `RSA_check_key`: n = p·q, d·e ≡ 1, and the CRT values.
+    ///
+    /// Also starts seeding AWS-LC's random generator in the background ([`warm_up_generator`]),
+    /// so that the key's first signature does not wait for it.
     pub(crate) fn from_pkcs1_der(der: &[u8]) -> Result<Self, KeyProblem> {
         // SAFETY: `der` is a valid slice for `der.len()` bytes; AWS-LC copies what it needs and
         // does not keep the pointer. A null return means failure and owns nothing.
@@ -96,6 +158,8 @@ impl SigningKey {
         }
         // SAFETY: `rsa` holds a valid key; `RSA_size` only reads the modulus length.
         let signature_len = unsafe { sys::RSA_size(rsa.as_ptr()) } as usize;
+        // After the key is parsed and checked, so that the seeding does not slow that down.
+        warm_up_generator();
         Ok(Self { rsa, signature_len })
     }
 
@@ -241,4 +305,30 @@ pub(crate) fn generate_pkcs1_der(bits: usize) -> Result<Zeroizing<Vec<u8>>, ()> 
     // SAFETY: `out` was allocated by AWS-LC and is freed exactly once.
     unsafe { sys::OPENSSL_free(out.cast()) };
     Ok(der)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loading a key must start the background seeding of AWS-LC's generator, on a thread of
+    /// its own: without it, an app's first ticket waits ~20-60 ms for CPU-jitter entropy.
+    #[test]
+    fn loading_a_key_seeds_the_generator_on_a_background_thread() {
+        let json = include_str!("../../fixtures/tcb_custom_login.json");
+        let creds = crate::Credentials::from_json(json).unwrap();
+        assert_eq!(creds.signing_key().backend(), crate::Backend::AwsLc);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !generator_warm() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "loading a key did not seed AWS-LC's generator within 30 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let seeded_on = *WARMED_ON.get().expect("the warm-up thread records itself");
+        assert_ne!(seeded_on, std::thread::current().id());
+        // Later loads do not start more threads.
+        assert!(WARM_UP.is_completed());
+    }
 }

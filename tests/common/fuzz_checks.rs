@@ -35,6 +35,8 @@ const FIXTURE_FILES: &[&str] = &[
     include_str!("../../fixtures/keys/rsa3072-pkcs8.json"),
     include_str!("../../fixtures/keys/rsa4096-pkcs1.json"),
     include_str!("../../fixtures/keys/rsa4096-pkcs8.json"),
+    include_str!("../../fixtures/keys/rsa8192-pkcs1.json"),
+    include_str!("../../fixtures/keys/rsa8192-pkcs8.json"),
 ];
 
 /// The credentials whose tickets the `ticket_verify` seeds are.
