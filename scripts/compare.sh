@@ -14,5 +14,5 @@ command -v openssl >/dev/null || { echo "openssl (the CLI) is needed for the har
 command -v node >/dev/null || { echo "node is needed for the node-sdk baseline" >&2; exit 2; }
 cargo build --release --features cli --quiet
 (cd scripts/jwt-compare && cargo build --release --quiet)
-modules=$(scripts/node-deps.sh)
+modules=$(scripts/npm-deps.sh node)
 exec python3 scripts/compare.py --node-modules "$modules" "$@"

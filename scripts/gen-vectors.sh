@@ -11,7 +11,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-modules=$("$root/scripts/node-deps.sh" "$tmp")
+modules=$("$root/scripts/npm-deps.sh" node "$tmp")
 mkdir -p "$root/fixtures/vectors"
 out="$root/fixtures/vectors/node-sdk-3.18.3.json"
 cd "$root"

@@ -892,18 +892,6 @@ fn decode_base64_env(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
-/// The kind of a JSON value, from its first character, for messages.
-fn json_kind(raw: &str) -> &'static str {
-    match raw.as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
-}
-
 /// Parse the credentials object without copying the key anywhere but into a wiped buffer.
 ///
 /// Fields are read as raw JSON first (borrowed from the input, never copied), then only the
@@ -924,7 +912,7 @@ fn parse_json_object(
         line: e.line(),
         column: e.column(),
     })?;
-    let kind = json_kind(raw.get());
+    let kind = crate::text::json_kind(raw.get());
     if kind != "an object" {
         return Err(CredentialsError::NotAnObject {
             origin: origin.clone(),
@@ -938,7 +926,7 @@ fn parse_json_object(
         let Some(value) = fields.get(name) else {
             return Ok(None);
         };
-        match json_kind(value.get()) {
+        match crate::text::json_kind(value.get()) {
             "null" => Ok(None),
             "a string" => {
                 let s: String = serde_json::from_str(value.get()).map_err(invalid)?;

@@ -1,5 +1,5 @@
-//! Untrusted text in messages (uids, key ids, env ids, algorithm names): cut so that its
-//! escaped form stays short, whatever characters it holds.
+//! Text in messages: untrusted text (uids, key ids, env ids, algorithm names) cut so that its
+//! escaped form stays short, whatever characters it holds; dates; the kind of a JSON value.
 
 /// The longest prefix of `text` whose `escape_debug` form fits in `max_escaped` characters,
 /// followed by `…` when something was cut. Counting the escaped form matters: a control
@@ -17,6 +17,20 @@ pub(crate) fn truncate_escaped(text: &str, max_escaped: usize) -> String {
         out.push(c);
     }
     out
+}
+
+/// What kind of JSON value `raw_json` (one valid JSON value, as text) is, from its first
+/// character, for messages: "an object", "an array", "a string", "a boolean", "null" or
+/// "a number".
+pub(crate) fn json_kind(raw_json: &str) -> &'static str {
+    match raw_json.trim_start().as_bytes().first() {
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        _ => "a number",
+    }
 }
 
 #[cfg(test)]

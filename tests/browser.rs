@@ -17,7 +17,7 @@ mod common;
 #[path = "../examples/login_server.rs"]
 mod login_server;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,51 +26,10 @@ use cloudbase_ticket::emulator::Emulator;
 use common::{main_credentials, output_within, root};
 use serde_json::Value;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// Longest the bundling may take.
 const BUILD_LIMIT: Duration = Duration::from_secs(120);
 /// Longest the two browser flows may take together (each page has 60 s).
 const FLOWS_LIMIT: Duration = Duration::from_secs(180);
-
-/// The node_modules of scripts/browser (installed if needed), or `None` when node, npm or
-/// chromium is missing. Under `CI=true` a missing tool is a failure.
-fn browser_tools() -> Option<PathBuf> {
-    let have = |cmd: &str| {
-        Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    let missing: Vec<&str> = [
-        ("node", have("node")),
-        ("npm", have("npm")),
-        (CHROMIUM, Path::new(CHROMIUM).is_file()),
-    ]
-    .into_iter()
-    .filter(|(_, ok)| !ok)
-    .map(|(name, _)| name)
-    .collect();
-    if !missing.is_empty() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but {missing:?} missing: the browser flows must run in CI (.ci/run installs them)"
-        );
-        eprintln!("{missing:?} missing: skipping the browser flows");
-        return None;
-    }
-    let out = output_within(
-        &mut Command::new(root().join("scripts/browser-deps.sh")),
-        Duration::from_secs(600),
-    );
-    assert!(
-        out.status.success(),
-        "scripts/browser-deps.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(PathBuf::from(
-        String::from_utf8(out.stdout).unwrap().trim().to_string(),
-    ))
-}
 
 fn node(node_modules: &Path, script: &str) -> Command {
     let mut command = Command::new("node");
@@ -115,7 +74,7 @@ fn assert_png(path: &Path) {
 
 #[test]
 fn official_web_sdks_sign_in_at_the_emulator_in_chromium() {
-    let Some(node_modules) = browser_tools() else {
+    let Some(node_modules) = common::npm_package("browser", true) else {
         return;
     };
     let work = root().join("target/browser-test");

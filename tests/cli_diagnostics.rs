@@ -5,32 +5,16 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
+use common::cli::{MAIN, bin, run};
 use common::sign_raw;
 
-const MAIN: &str = "fixtures/tcb_custom_login.json";
 const MAIN_ENV: &str = "cloudbase-test-1a2b3c";
 const OLD_KEY: &str = "fixtures/keys/rsa1024-no-env-id.json";
 const OTHER_ENV_KEY: &str = "fixtures/keys/rsa1024-pkcs1.json";
+/// [`common::cli::NOW`] as a number.
 const NOW: u64 = 1_758_597_487_691;
-
-fn bin() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cloudbase-ticket"));
-    cmd.current_dir(common::root())
-        .stdin(Stdio::null())
-        .env_remove("TCB_CUSTOM_LOGIN_CREDENTIALS")
-        .env_remove("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID")
-        .env_remove("TCB_CUSTOM_LOGIN_PRIVATE_KEY")
-        .env_remove("TCB_CUSTOM_LOGIN_ENV_ID")
-        .env_remove("TCB_ENV")
-        .env_remove("SCF_NAMESPACE");
-    cmd
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().unwrap()
-}
 
 /// stderr lines, without the permission warning the 0644 fixtures trigger.
 fn stderr_lines(out: &Output) -> Vec<String> {

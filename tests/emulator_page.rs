@@ -8,7 +8,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -16,38 +15,9 @@ use cloudbase_ticket::Issuer;
 use cloudbase_ticket::client::Client;
 use cloudbase_ticket::emulator::Emulator;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-
-/// playwright-core's node_modules, or `None` (skip) when node, npm or chromium is missing.
-fn page_tools() -> Option<PathBuf> {
-    let have = |cmd: &str| {
-        Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !have("node") || !have("npm") || !Path::new(CHROMIUM).exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true but node, npm or {CHROMIUM} is missing: the page test must run in CI"
-        );
-        eprintln!("node, npm or {CHROMIUM} not found: skipping the users page test");
-        return None;
-    }
-    let out = Command::new(common::fixture("scripts/emulator-page/deps.sh"))
-        .output()
-        .expect("run scripts/emulator-page/deps.sh");
-    assert!(
-        out.status.success(),
-        "deps.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(PathBuf::from(String::from_utf8(out.stdout).unwrap().trim()))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_users_page_shows_users_sessions_and_requests_in_chromium() {
-    let Some(node_modules) = page_tools() else {
+    let Some(node_modules) = common::npm_package("browser", true) else {
         return;
     };
     let server = Emulator::new(&common::main_credentials())
@@ -84,7 +54,7 @@ async fn the_users_page_shows_users_sessions_and_requests_in_chromium() {
     let output = tokio::task::spawn_blocking(move || {
         let mut command = Command::new("node");
         command
-            .arg(common::fixture("scripts/emulator-page/page-check.js"))
+            .arg(common::fixture("scripts/browser/page-check.js"))
             .env("NODE_PATH", &node_modules)
             .env("PAGE_URL", &url);
         if let Some(path) = screenshot {

@@ -26,6 +26,18 @@ async fn start(emulator: Emulator) -> (RunningEmulator, Client) {
     (server, client)
 }
 
+/// An emulator and an issuer on one manual clock (starting at the system's now), and a client.
+async fn start_on_manual_clock() -> (ManualClock, RunningEmulator, Client, Issuer) {
+    let clock = ManualClock::now();
+    let emulator = Emulator::builder(&main_credentials())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let (server, client) = start(emulator).await;
+    let issuer = issuer_at(&clock);
+    (clock, server, client, issuer)
+}
+
 fn issuer_at(clock: &ManualClock) -> Issuer {
     Issuer::builder(main_credentials())
         .clock(clock.clone())
@@ -58,15 +70,7 @@ fn api_error(e: ClientError) -> (u16, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoke_sign_out_revoke_all_and_introspect_end_sessions() {
-    let clock = ManualClock::now();
-    let (server, client) = start(
-        Emulator::builder(&main_credentials())
-            .clock(clock.clone())
-            .build()
-            .unwrap(),
-    )
-    .await;
-    let issuer = issuer_at(&clock);
+    let (_clock, server, client, issuer) = start_on_manual_clock().await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", server.url());
     // Tokens are base64url and dots: nothing to escape in a query.
@@ -230,15 +234,7 @@ async fn revoke_sign_out_revoke_all_and_introspect_end_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tickets_refresh_and_expire_shape_the_session() {
-    let clock = ManualClock::now();
-    let (server, client) = start(
-        Emulator::builder(&main_credentials())
-            .clock(clock.clone())
-            .build()
-            .unwrap(),
-    )
-    .await;
-    let issuer = issuer_at(&clock);
+    let (clock, server, client, issuer) = start_on_manual_clock().await;
     let now = clock.get();
 
     // refresh given in seconds by mistake (3600): 3 s access tokens.

@@ -315,6 +315,26 @@ async fn v1_raw(server: &RunningEmulator, query: &str, body: String) -> Value {
 }
 
 /// The body the v1 client sends for `action` with `params` (app/src/libs/request.ts).
+/// `POST /web?env=<env>` with the v1 action `name` and its `params`, as js-sdk 1.8.4 sends it.
+async fn call(server: &RunningEmulator, name: &str, params: Value) -> Value {
+    let env = server.env();
+    v1(server, &format!("?env={env}"), action(env, name, params)).await
+}
+
+/// A string field of an answer, which must be there.
+trait Text {
+    fn text(&self, field: &str) -> String;
+}
+
+impl Text for Value {
+    fn text(&self, field: &str) -> String {
+        self[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("{field} is not a string in {self}"))
+            .to_string()
+    }
+}
+
 fn action(env: &str, action: &str, params: Value) -> Value {
     let mut body =
         json!({"action": action, "dataVersion": "2020-01-10", "env": env, "seqId": "1a2b3c4d5e"});
@@ -335,18 +355,13 @@ fn assert_code(answer: &Value, code: &str) {
 async fn v1_session_sign_in_refresh_user_info_logout() {
     let server = start(Emulator::new(&main_credentials()).unwrap()).await;
     let env = server.env().to_string();
-    let q = format!("?env={env}");
     let ticket = issuer().create_ticket("v1_user_01").unwrap();
 
     // auth.signInWithTicket -> {refresh_token}
-    let signed = v1(
+    let signed = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.signInWithTicket",
-            json!({"ticket": ticket, "refresh_token": ""}),
-        ),
+        "auth.signInWithTicket",
+        json!({"ticket": ticket, "refresh_token": ""}),
     )
     .await;
     assert!(signed.get("code").is_none(), "{signed}");
@@ -363,14 +378,10 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
     // keeps it for the whole session.
     let mut access = Vec::new();
     for _ in 0..2 {
-        let a = v1(
+        let a = call(
             &server,
-            &q,
-            action(
-                &env,
-                "auth.fetchAccessTokenWithRefreshToken",
-                json!({"refresh_token": refresh}),
-            ),
+            "auth.fetchAccessTokenWithRefreshToken",
+            json!({"refresh_token": refresh}),
         )
         .await;
         assert!(a.get("code").is_none(), "{a}");
@@ -383,12 +394,7 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
     // auth.getUserInfo -> {data: {...}}; both access tokens work.
     let mut uid = String::new();
     for token in &access {
-        let info = v1(
-            &server,
-            &q,
-            action(&env, "auth.getUserInfo", json!({"access_token": token})),
-        )
-        .await;
+        let info = call(&server, "auth.getUserInfo", json!({"access_token": token})).await;
         assert!(info.get("code").is_none(), "{info}");
         assert_eq!(info["data"]["loginType"], "CUSTOM");
         assert_eq!(info["data"]["customUserId"], "v1_user_01");
@@ -433,29 +439,20 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
     assert!(again["access_token"].is_string(), "{again}");
 
     // auth.logout -> {}; the session's refresh token is refused from now on; logout again is fine.
-    let out = v1(
-        &server,
-        &q,
-        action(&env, "auth.logout", json!({"refresh_token": refresh})),
-    )
-    .await;
+    let out = call(&server, "auth.logout", json!({"refresh_token": refresh})).await;
     assert!(out.get("code").is_none(), "{out}");
-    let after = v1(
+    let after = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": refresh}),
-        ),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": refresh}),
     )
     .await;
     assert_code(&after, "REFRESH_TOKEN_EXPIRED");
     // Its access tokens end with it (they carry the session id), in both protocols.
-    let ended = v1(
+    let ended = call(
         &server,
-        &q,
-        action(&env, "auth.getUserInfo", json!({"access_token": access[1]})),
+        "auth.getUserInfo",
+        json!({"access_token": access[1]}),
     )
     .await;
     assert_code(&ended, "INVALID_ACCESS_TOKEN");
@@ -467,12 +464,7 @@ async fn v1_session_sign_in_refresh_user_info_logout() {
         .unwrap()
         .status();
     assert_eq!(status, 401);
-    let out = v1(
-        &server,
-        &q,
-        action(&env, "auth.logout", json!({"refresh_token": refresh})),
-    )
-    .await;
+    let out = call(&server, "auth.logout", json!({"refresh_token": refresh})).await;
     assert!(out.get("code").is_none(), "{out}");
 
     let stats = server.stats();
@@ -530,7 +522,7 @@ async fn v1_errors_carry_each_code_with_http_200() {
         "INVALID_ENV",
     );
     // INVALID_ACTION (auth.getJwt is the WeChat flow's, not custom login's).
-    let a = v1(&server, &q, action(&env, "auth.getJwt", json!({}))).await;
+    let a = call(&server, "auth.getJwt", json!({})).await;
     assert_code(&a, "INVALID_ACTION");
     assert!(
         a["message"]
@@ -540,37 +532,23 @@ async fn v1_errors_carry_each_code_with_http_200() {
     );
     // INVALID_PARAM
     assert_code(
-        &v1(
-            &server,
-            &q,
-            action(&env, "auth.signInWithTicket", json!({})),
-        )
-        .await,
+        &call(&server, "auth.signInWithTicket", json!({})).await,
         "INVALID_PARAM",
     );
     assert_code(
-        &v1(
-            &server,
-            &q,
-            action(&env, "auth.signInWithTicket", json!({"ticket": 5})),
-        )
-        .await,
+        &call(&server, "auth.signInWithTicket", json!({"ticket": 5})).await,
         "INVALID_PARAM",
     );
     assert_code(
-        &v1(&server, &q, action(&env, "auth.logout", json!({}))).await,
+        &call(&server, "auth.logout", json!({})).await,
         "INVALID_PARAM",
     );
     // EXCEED_REQUEST_SIZE_LIMIT
     assert_code(
-        &v1(
+        &call(
             &server,
-            &q,
-            action(
-                &env,
-                "auth.signInWithTicket",
-                json!({"ticket": "x".repeat(5000)}),
-            ),
+            "auth.signInWithTicket",
+            json!({"ticket": "x".repeat(5000)}),
         )
         .await,
         "EXCEED_REQUEST_SIZE_LIMIT",
@@ -588,21 +566,11 @@ async fn v1_errors_carry_each_code_with_http_200() {
         .create_ticket("v1_user_02")
         .unwrap();
     for bad in ["garbage", forged.as_str(), other_ticket.as_str()] {
-        let a = v1(
-            &server,
-            &q,
-            action(&env, "auth.signInWithTicket", json!({"ticket": bad})),
-        )
-        .await;
+        let a = call(&server, "auth.signInWithTicket", json!({"ticket": bad})).await;
         assert_code(&a, "AUTH_INVALID_CUSTOM_LOGIN_TICKET");
         assert!(!a.to_string().contains(&signature));
     }
-    let a = v1(
-        &server,
-        &q,
-        action(&env, "auth.signInWithTicket", json!({"ticket": forged})),
-    )
-    .await;
+    let a = call(&server, "auth.signInWithTicket", json!({"ticket": forged})).await;
     assert!(
         a["message"]
             .as_str()
@@ -612,15 +580,9 @@ async fn v1_errors_carry_each_code_with_http_200() {
     );
 
     // A good session for the token errors.
-    let refresh = v1(
-        &server,
-        &q,
-        action(&env, "auth.signInWithTicket", json!({"ticket": ticket})),
-    )
-    .await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let refresh = call(&server, "auth.signInWithTicket", json!({"ticket": ticket}))
+        .await
+        .text("refresh_token");
     // SIGN_PARAM_INVALID
     for params in [
         json!({}),
@@ -628,25 +590,16 @@ async fn v1_errors_carry_each_code_with_http_200() {
         json!({"refresh_token": 1}),
     ] {
         assert_code(
-            &v1(
-                &server,
-                &q,
-                action(&env, "auth.fetchAccessTokenWithRefreshToken", params),
-            )
-            .await,
+            &call(&server, "auth.fetchAccessTokenWithRefreshToken", params).await,
             "SIGN_PARAM_INVALID",
         );
     }
     // INVALID_REFRESH_TOKEN: not shaped like one.
     assert_code(
-        &v1(
+        &call(
             &server,
-            &q,
-            action(
-                &env,
-                "auth.fetchAccessTokenWithRefreshToken",
-                json!({"refresh_token": "abc"}),
-            ),
+            "auth.fetchAccessTokenWithRefreshToken",
+            json!({"refresh_token": "abc"}),
         )
         .await,
         "INVALID_REFRESH_TOKEN",
@@ -654,14 +607,10 @@ async fn v1_errors_carry_each_code_with_http_200() {
     // REFRESH_TOKEN_EXPIRED: unknown (shaped like one, but never issued).
     for unknown in ["A".repeat(43), format!("999999.{}", "A".repeat(43))] {
         assert_code(
-            &v1(
+            &call(
                 &server,
-                &q,
-                action(
-                    &env,
-                    "auth.fetchAccessTokenWithRefreshToken",
-                    json!({ "refresh_token": unknown }),
-                ),
+                "auth.fetchAccessTokenWithRefreshToken",
+                json!({ "refresh_token": unknown }),
             )
             .await,
             "REFRESH_TOKEN_EXPIRED",
@@ -678,54 +627,32 @@ async fn v1_errors_carry_each_code_with_http_200() {
         .json()
         .await
         .unwrap();
-    let shared = v1(
+    let shared = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": v2["refresh_token"]}),
-        ),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": v2["refresh_token"]}),
     )
     .await;
     assert!(shared["access_token"].is_string(), "{shared}");
     // INVALID_ACCESS_TOKEN: missing, garbage, from another emulator (another key).
-    let access = v1(
+    let access = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": refresh}),
-        ),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": refresh}),
     )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    .await
+    .text("access_token");
     let other = start(Emulator::new(&main_credentials()).unwrap()).await;
-    let other_refresh = v1(
+    let other_refresh = call(&other, "auth.signInWithTicket", json!({"ticket": ticket}))
+        .await
+        .text("refresh_token");
+    let other_access = call(
         &other,
-        &q,
-        action(&env, "auth.signInWithTicket", json!({"ticket": ticket})),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": other_refresh}),
     )
-    .await["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let other_access = v1(
-        &other,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": other_refresh}),
-        ),
-    )
-    .await["access_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    .await
+    .text("access_token");
     other.shutdown().await.unwrap();
     for params in [
         json!({}),
@@ -733,70 +660,43 @@ async fn v1_errors_carry_each_code_with_http_200() {
         json!({"access_token": other_access}),
     ] {
         assert_code(
-            &v1(&server, &q, action(&env, "auth.getUserInfo", params)).await,
+            &call(&server, "auth.getUserInfo", params).await,
             "INVALID_ACCESS_TOKEN",
         );
     }
-    let ok = v1(
-        &server,
-        &q,
-        action(&env, "auth.getUserInfo", json!({"access_token": access})),
-    )
-    .await;
+    let ok = call(&server, "auth.getUserInfo", json!({"access_token": access})).await;
     assert_eq!(ok["data"]["customUserId"], "v1_user_02");
 
     // ACCESS_TOKEN_EXPIRED after 7200 s; a refresh with the same session token gives a new one.
     clock.advance_ms(7_200_000);
     assert_code(
-        &v1(
-            &server,
-            &q,
-            action(&env, "auth.getUserInfo", json!({"access_token": access})),
-        )
-        .await,
+        &call(&server, "auth.getUserInfo", json!({"access_token": access})).await,
         "ACCESS_TOKEN_EXPIRED",
     );
-    let fresh = v1(
+    let fresh = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": refresh}),
-        ),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": refresh}),
     )
     .await;
-    let ok = v1(
+    let ok = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.getUserInfo",
-            json!({"access_token": fresh["access_token"]}),
-        ),
+        "auth.getUserInfo",
+        json!({"access_token": fresh["access_token"]}),
     )
     .await;
     assert_eq!(ok["data"]["customUserId"], "v1_user_02");
     // The ticket itself expired long ago (exp = iat + 600 s).
     assert_code(
-        &v1(
-            &server,
-            &q,
-            action(&env, "auth.signInWithTicket", json!({"ticket": ticket})),
-        )
-        .await,
+        &call(&server, "auth.signInWithTicket", json!({"ticket": ticket})).await,
         "AUTH_INVALID_CUSTOM_LOGIN_TICKET",
     );
     // REFRESH_TOKEN_EXPIRED at the end of the session's 30 days.
     clock.advance_ms(30 * 24 * 3600 * 1000);
-    let a = v1(
+    let a = call(
         &server,
-        &q,
-        action(
-            &env,
-            "auth.fetchAccessTokenWithRefreshToken",
-            json!({"refresh_token": refresh}),
-        ),
+        "auth.fetchAccessTokenWithRefreshToken",
+        json!({"refresh_token": refresh}),
     )
     .await;
     assert_code(&a, "REFRESH_TOKEN_EXPIRED");

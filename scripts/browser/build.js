@@ -1,7 +1,7 @@
 // Bundle the test pages with esbuild: src/v3.js (js-sdk 3.x) and src/v1.js (js-sdk 1.8.4) into
 // OUT_DIR/v3.js and OUT_DIR/v1.js, and copy pages/*.html beside them.
 //
-//   NODE_PATH=<node_modules of scripts/browser-deps.sh> node scripts/browser/build.js OUT_DIR
+//   NODE_PATH=<node_modules printed by scripts/npm-deps.sh browser> node scripts/browser/build.js OUT_DIR
 'use strict'
 
 const fs = require('fs')

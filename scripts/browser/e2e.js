@@ -4,7 +4,7 @@
 // token or ticket) and the page's console errors.
 // Screenshots go to SHOTS_DIR/<flow>.png.
 //
-// Environment: NODE_PATH (scripts/browser-deps.sh), LOGIN_URL (examples/login_server.rs
+// Environment: NODE_PATH (printed by scripts/npm-deps.sh browser), LOGIN_URL (examples/login_server.rs
 // serving the bundles of build.js), EMULATOR_URL, ENV_ID, SHOTS_DIR, and optionally
 // CHROMIUM (default /usr/bin/chromium) and FLOW_TIMEOUT_MS (default 60000).
 'use strict'

@@ -4,7 +4,7 @@
 // (two genuine tickets for the same uid) and FORGED_TICKET. Prints one JSON line of findings
 // (subs, booleans, error names; never a token) and exits 0, or prints the error and exits 1.
 //
-// Run with NODE_PATH pointing at the node_modules printed by scripts/node-deps.sh.
+// Run with NODE_PATH pointing at the node_modules printed by `scripts/npm-deps.sh node`.
 'use strict'
 
 const { CloudbaseOAuth } = require('@cloudbase/oauth')

@@ -23,6 +23,7 @@ use super::store::{
 };
 use super::{AppState, OPENAPI_JSON, admin, observe};
 use crate::VerifyError;
+use crate::text::json_kind;
 
 /// Every route the emulator serves: method and path. The router is built from this table and
 /// a test checks it against the OpenAPI document.
@@ -320,18 +321,6 @@ pub(crate) fn body_bytes(
     })
 }
 
-/// What kind of JSON value `raw` is, for messages ("an object", "a string", …).
-fn json_kind(raw: &RawValue) -> &'static str {
-    match raw.get().as_bytes().first() {
-        Some(b'{') => "an object",
-        Some(b'[') => "an array",
-        Some(b'"') => "a string",
-        Some(b't' | b'f') => "a boolean",
-        Some(b'n') => "null",
-        _ => "a number",
-    }
-}
-
 /// The fields of a JSON object body, each kept as raw JSON until a handler asks for it with
 /// the type it needs, so a wrong type is reported by field name ("ticket must be a string,
 /// got an object"). Unknown fields are ignored (the official clients send extra ones).
@@ -354,7 +343,7 @@ impl<'a> Fields<'a> {
                 e.column()
             ))
         })?;
-        let kind = json_kind(raw);
+        let kind = json_kind(raw.get());
         if kind != "an object" {
             return Err(Failure::bad_request(format!(
                 "request body must be a JSON object, got {kind}"
@@ -378,7 +367,7 @@ impl<'a> Fields<'a> {
         let Some(raw) = self.map.get(name) else {
             return Ok(None);
         };
-        match json_kind(raw) {
+        match json_kind(raw.get()) {
             "a string" => serde_json::from_str::<Cow<'a, str>>(raw.get())
                 .map(Some)
                 .map_err(|_| Failure::bad_request(format!("{name} is not a valid JSON string"))),
@@ -395,7 +384,7 @@ impl<'a> Fields<'a> {
         };
         let out_of_range =
             || Failure::bad_request(format!("{name} must be a whole number from {min} to {max}"));
-        match json_kind(raw) {
+        match json_kind(raw.get()) {
             "a number" => {
                 let n: i64 = serde_json::from_str(raw.get()).map_err(|_| out_of_range())?;
                 if (min..=max).contains(&n) {
@@ -417,6 +406,26 @@ pub(crate) struct ClientQuery {
     client_id: Option<String>,
     #[serde(default)]
     token: Option<String>,
+}
+
+/// The start every client route shares: `client_id` in the query checked against the env,
+/// then the body read (within the size limit).
+fn client_body(
+    state: &AppState,
+    q: Result<Query<ClientQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Bytes, Failure> {
+    let q = query(q)?;
+    check_client_id(state, q.client_id.as_deref())?;
+    body_bytes(state, body)
+}
+
+/// The body of a client route as a JSON object, its `client_id` (if any) checked against the
+/// env.
+fn client_fields<'a>(state: &AppState, bytes: &'a [u8]) -> Result<Fields<'a>, Failure> {
+    let fields = Fields::parse(bytes)?;
+    check_client_id(state, fields.string("client_id")?.as_deref())?;
+    Ok(fields)
 }
 
 /// Check `client_id` (query or body), when given, against the env.
@@ -504,10 +513,8 @@ async fn sign_in_inner(
     q: Result<Query<ClientQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let q = query(q)?;
-    check_client_id(state, q.client_id.as_deref())?;
-    let bytes = body_bytes(state, body)?;
-    let fields = Fields::parse(&bytes)?;
+    let bytes = client_body(state, q, body)?;
+    let fields = client_fields(state, &bytes)?;
     match fields.string("provider_id")?.as_deref() {
         Some("custom") => {}
         Some(other) => {
@@ -646,11 +653,8 @@ async fn token_inner(
     q: Result<Query<ClientQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let q = query(q)?;
-    check_client_id(state, q.client_id.as_deref())?;
-    let bytes = body_bytes(state, body)?;
-    let fields = Fields::parse(&bytes)?;
-    check_client_id(state, fields.string("client_id")?.as_deref())?;
+    let bytes = client_body(state, q, body)?;
+    let fields = client_fields(state, &bytes)?;
     fields.string("client_secret")?;
     match fields.string("grant_type")?.as_deref() {
         Some("refresh_token") => {}
@@ -823,11 +827,8 @@ async fn revoke_inner(
     q: Result<Query<ClientQuery>, QueryRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Failure> {
-    let q = query(q)?;
-    check_client_id(state, q.client_id.as_deref())?;
-    let bytes = body_bytes(state, body)?;
-    let fields = Fields::parse(&bytes)?;
-    check_client_id(state, fields.string("client_id")?.as_deref())?;
+    let bytes = client_body(state, q, body)?;
+    let fields = client_fields(state, &bytes)?;
     fields.string("token_type_hint")?;
     let token = fields.string("token")?;
     let token = token

@@ -87,38 +87,57 @@ pub fn verify_independently(ticket: &str, public: &PublicKey) -> serde_json::Val
         .claims
 }
 
-/// Path of the installed node packages (node-sdk), installing them if needed; `None` when node
-/// or npm is missing. Under `CI=true` a missing node is a failure, not a skip.
+/// Debian's Chromium, which the browser tests drive (never a downloaded browser).
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The node_modules of the pinned npm package `scripts/<name>` ("node": node-sdk and the
+/// official sign-in client; "browser": the web SDKs, esbuild, playwright-core), installed by
+/// `scripts/npm-deps.sh` if needed. `None` (skip) when node or npm, or with `chromium`
+/// Debian's Chromium, is missing; under `CI=true` that is a failure instead, since CI must
+/// run every test.
+pub fn npm_package(name: &str, chromium: bool) -> Option<PathBuf> {
+    let have = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let mut missing = Vec::new();
+    for tool in ["node", "npm"] {
+        if !have(tool) {
+            missing.push(tool);
+        }
+    }
+    if chromium && !Path::new(CHROMIUM).is_file() {
+        missing.push(CHROMIUM);
+    }
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true but {missing:?} missing: these tests must run in CI (.ci/run installs them)"
+        );
+        eprintln!("{missing:?} missing: skipping the tests that need npm package {name:?}");
+        return None;
+    }
+    let out = output_within(
+        std::process::Command::new(root().join("scripts/npm-deps.sh")).arg(name),
+        std::time::Duration::from_secs(600),
+    );
+    assert!(
+        out.status.success(),
+        "scripts/npm-deps.sh {name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    assert!(dir.is_dir(), "{} is not a folder", dir.display());
+    Some(dir)
+}
+
+/// Path of the installed node packages (node-sdk), installing them once per test binary;
+/// `None` when node or npm is missing (a failure under `CI=true`).
 pub fn node_modules() -> Option<PathBuf> {
     static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let have = |cmd: &str| {
-            std::process::Command::new(cmd)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        if !have("node") || !have("npm") {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "CI=true but node/npm are not installed: the node-sdk comparison must run in CI"
-            );
-            eprintln!("node or npm not found: skipping the live comparison with node-sdk");
-            return None;
-        }
-        let out = std::process::Command::new(root().join("scripts/node-deps.sh"))
-            .output()
-            .expect("run scripts/node-deps.sh");
-        assert!(
-            out.status.success(),
-            "scripts/node-deps.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-        assert!(Path::new(&dir).is_dir());
-        Some(dir)
-    })
-    .clone()
+    DIR.get_or_init(|| npm_package("node", false)).clone()
 }
 
 /// Run one case through this crate the way the oracle ran it through node-sdk.

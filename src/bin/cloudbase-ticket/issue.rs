@@ -151,37 +151,25 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
     // (the `?` below), which removes it and leaves any existing file as it was.
     let mut file = args.out.as_deref().map(OutputFile::create).transpose()?;
     let progress = Progress::new(input_len);
-    let result = match &mut file {
-        Some(file) => {
-            let name = file.shown().display().to_string();
-            let writer = &mut BufWriter::with_capacity(1 << 16, file);
-            let sink = Sink { writer, name };
-            bulk_issue(
-                &issuer,
-                &options,
-                input,
-                sink,
-                threads,
-                args.skip_invalid,
-                &progress,
-            )
-        }
-        None => {
-            let writer = &mut BufWriter::with_capacity(1 << 16, io::stdout());
-            let sink = Sink {
-                writer,
-                name: "stdout".to_string(),
-            };
-            bulk_issue(
-                &issuer,
-                &options,
-                input,
-                sink,
-                threads,
-                args.skip_invalid,
-                &progress,
-            )
-        }
+    let result = {
+        let mut stdout = io::stdout();
+        let (target, name): (&mut dyn Write, String) = match &mut file {
+            Some(file) => {
+                let name = file.shown().display().to_string();
+                (file, name)
+            }
+            None => (&mut stdout, "stdout".to_string()),
+        };
+        let writer = &mut BufWriter::with_capacity(1 << 16, target);
+        bulk_issue(
+            &issuer,
+            &options,
+            input,
+            Sink { writer, name },
+            threads,
+            args.skip_invalid,
+            &progress,
+        )
     };
     progress.finish();
     let summary = result?;

@@ -3,8 +3,8 @@
 // request log's rows, and any page error. Optionally saves a screenshot.
 //
 // Environment: PAGE_URL (http://127.0.0.1:PORT/emulator/), SCREENSHOT (a .png path, optional),
-// CHROMIUM (default /usr/bin/chromium). Run with NODE_PATH at scripts/emulator-page/deps.sh's
-// node_modules. Exits 1 on any failure.
+// CHROMIUM (default /usr/bin/chromium). Run with NODE_PATH at the node_modules that
+// `scripts/npm-deps.sh browser` prints. Exits 1 on any failure.
 'use strict'
 
 const fs = require('fs')
