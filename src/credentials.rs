@@ -49,6 +49,24 @@ pub enum CredentialsSource {
     Parts,
 }
 
+/// The message of [`CredentialsError::MissingField`]: a missing field, or, for the split
+/// variables, an unset variable.
+struct MissingFieldHint<'a>(&'a CredentialsSource, &'a str);
+
+impl fmt::Display for MissingFieldHint<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self(CredentialsSource::Env(variable), field) => write!(
+                f,
+                "environment variable {variable} is not set (it holds the `{field}` of \
+                 tcb_custom_login.json); set it too, or put the whole file's JSON in \
+                 {CREDENTIALS_ENV}"
+            ),
+            Self(origin, field) => write!(f, "{origin}: field `{field}` is missing"),
+        }
+    }
+}
+
 impl fmt::Display for CredentialsSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -123,8 +141,9 @@ pub enum CredentialsError {
         /// What was found instead ("an array", "a string", …).
         found: &'static str,
     },
-    /// A required field is absent (or JSON `null`).
-    #[error("{origin}: field `{field}` is missing")]
+    /// A required field is absent (or JSON `null`); for the split variables, the variable that
+    /// holds it is not set.
+    #[error("{}", MissingFieldHint(origin, field))]
     MissingField {
         /// Where the input came from.
         origin: CredentialsSource,
@@ -156,6 +175,29 @@ pub enum CredentialsError {
         origin: CredentialsSource,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// `env_id` cannot be an env id: it holds whitespace, control characters or a PEM key (the
+    /// fields mixed up), or is over [`MAX_ENV_ID_LEN`] bytes. The value is never quoted: it may
+    /// be key material.
+    #[error(
+        "{origin}: field `env_id` {reason}; an env id is the console's short id, like \
+         `my-env-1a2b3c`"
+    )]
+    InvalidEnvId {
+        /// Where the input came from.
+        origin: CredentialsSource,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// [`CREDENTIALS_ENV`] holds a PEM key instead of the JSON of the whole file.
+    #[error(
+        "environment variable {variable} holds a PEM key, not the JSON of \
+         tcb_custom_login.json: set it to the whole file's content, or put the key in \
+         {PRIVATE_KEY_ENV} with {PRIVATE_KEY_ID_ENV} and {ENV_ID_ENV}"
+    )]
+    EnvHoldsPem {
+        /// The variable.
+        variable: &'static str,
     },
     /// [`CREDENTIALS_ENV`] holds neither JSON nor base64 of JSON.
     #[error("{origin}: neither a JSON object nor base64 of one")]
@@ -323,7 +365,9 @@ impl CredentialsError {
             | Self::FileUnreadable { path, .. }
             | Self::IsDirectory { path } => Some(CredentialsSource::File(path.clone())),
             Self::NotInEnvironment => None,
-            Self::EnvHoldsMissingPath { variable, .. } => Some(CredentialsSource::Env(variable)),
+            Self::EnvHoldsMissingPath { variable, .. } | Self::EnvHoldsPem { variable } => {
+                Some(CredentialsSource::Env(variable))
+            }
             Self::TooLarge { origin }
             | Self::NotUtf8 { origin }
             | Self::InvalidJson { origin, .. }
@@ -333,6 +377,7 @@ impl CredentialsError {
             | Self::EmptyField { origin, .. }
             | Self::FieldNotString { origin, .. }
             | Self::InvalidKeyId { origin, .. }
+            | Self::InvalidEnvId { origin, .. }
             | Self::NotJsonOrBase64 { origin }
             | Self::NoPemBlock { origin }
             | Self::InvalidPem { origin, .. }
@@ -505,8 +550,13 @@ impl Credentials {
             let trimmed = value.trim().trim_start_matches('\u{feff}');
             let raw = if trimmed.starts_with('{') {
                 parse_json_object(trimmed, &origin)?
-            } else if looks_like_path(trimmed) && Path::new(trimmed).is_file() {
-                // A file path kept in the variable by habit: load the file it names.
+            } else if trimmed.starts_with("-----BEGIN") {
+                return Err(CredentialsError::EnvHoldsPem {
+                    variable: CREDENTIALS_ENV,
+                });
+            } else if looks_like_path(trimmed) && Path::new(trimmed).exists() {
+                // A file path kept in the variable by habit: load the file it names (which
+                // names the problem if it is a folder or unreadable).
                 return Self::from_file(trimmed);
             } else {
                 let not_base64 = || {
@@ -615,6 +665,9 @@ impl Credentials {
         if env_id.is_empty() {
             return Err(GenerateError::EmptyEnv);
         }
+        if let Some(reason) = env_id_problem(env_id) {
+            return Err(GenerateError::InvalidEnv { reason });
+        }
         let backend = Backend::default();
         let der = signer::generate_pkcs1_der(bits, backend).map_err(|_| GenerateError::Failed)?;
         let pkcs1 = key::Pkcs1PrivateKey::from_der(der).map_err(|_| GenerateError::Failed)?;
@@ -630,6 +683,9 @@ impl Credentials {
 
     fn from_raw(raw: RawCredentials, origin: CredentialsSource) -> Result<Self, CredentialsError> {
         check_key_id(&raw.private_key_id, &origin)?;
+        if let Some(reason) = raw.env_id.as_deref().and_then(env_id_problem) {
+            return Err(CredentialsError::InvalidEnvId { origin, reason });
+        }
         let pkcs1 = key::decode_private_key_pem(&raw.private_key)
             .map_err(|p| CredentialsError::from_key_problem(origin.clone(), p))?;
         let key = signer::SigningKey::load(pkcs1, Backend::default())
@@ -764,6 +820,15 @@ pub enum GenerateError {
     /// The environment id is empty.
     #[error("cannot generate credentials: the env id is empty")]
     EmptyEnv,
+    /// The environment id breaks the env id rule (whitespace, control characters, a PEM key,
+    /// over [`MAX_ENV_ID_LEN`] bytes).
+    #[error(
+        "cannot generate credentials: the env id {reason}; an env id looks like `my-env-1a2b3c`"
+    )]
+    InvalidEnv {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The backend failed to generate a key.
     #[error("key generation failed in the signing backend")]
     Failed,
@@ -845,6 +910,27 @@ fn check_key_id(key_id: &str, origin: &CredentialsSource) -> Result<(), Credenti
         reason,
     })
 }
+
+/// Why `env` cannot be an env id, if it cannot: the rule for `env_id` in credentials and for an
+/// env given to an [`Issuer`](crate::Issuer), a [`Verifier`](crate::Verifier) or
+/// [`Credentials::generate`]. CloudBase env ids are short (`my-env-1a2b3c`); node-sdk checks
+/// nothing and would put a mixed-up field, even the private key, into every ticket.
+pub(crate) fn env_id_problem(env: &str) -> Option<&'static str> {
+    if env.contains("-----BEGIN") || env.contains("PRIVATE KEY") {
+        Some("holds a PEM key, not an env id (are the fields mixed up?)")
+    } else if env.chars().any(char::is_control) {
+        Some("contains control characters")
+    } else if env.chars().any(char::is_whitespace) {
+        Some("contains whitespace")
+    } else if env.len() > MAX_ENV_ID_LEN {
+        Some("is longer than 128 bytes")
+    } else {
+        None
+    }
+}
+
+/// Longest env id accepted (the console's are about 20 characters).
+pub const MAX_ENV_ID_LEN: usize = 128;
 
 /// Longest `private_key_id` accepted (the console's are 36-character UUIDs).
 const MAX_KEY_ID_LEN: usize = 256;

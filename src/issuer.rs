@@ -114,6 +114,14 @@ pub enum IssuerError {
     /// An explicit env was empty.
     #[error("the env given is empty")]
     EmptyEnv,
+    /// The env given (explicitly, or from `TCB_ENV` / `SCF_NAMESPACE`) cannot be an env id:
+    /// whitespace, control characters, a PEM key, or over
+    /// [`MAX_ENV_ID_LEN`](crate::credentials::MAX_ENV_ID_LEN) bytes. Not quoted.
+    #[error("the env given {reason}; an env id is the console's short id, like `my-env-1a2b3c`")]
+    InvalidEnv {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// "Current env" was asked for, but neither `TCB_ENV` nor `SCF_NAMESPACE` is set.
     #[error("current env asked for, but neither TCB_ENV nor SCF_NAMESPACE is set")]
     CurrentEnvUnset,
@@ -146,7 +154,8 @@ pub enum TicketError {
         "{field} = {value} is above {MAX_SAFE_INTEGER} (2^53 - 1), the largest integer node-sdk can put in a ticket"
     )]
     OutOfRange {
-        /// `refresh`, `expire` or `now`.
+        /// The value named as the message names it: `refresh`, `expire`, `now`,
+        /// `exp (now + 10 minutes)` or `expire (now + 7 days, the default)`.
         field: &'static str,
         /// The value given.
         value: u64,
@@ -265,6 +274,9 @@ impl IssuerBuilder {
                     .ok_or(IssuerError::CurrentEnvUnset)?
             }
         };
+        if let Some(reason) = crate::credentials::env_id_problem(&env) {
+            return Err(IssuerError::InvalidEnv { reason });
+        }
         if let Some(key_env) = key_env
             && env != key_env
         {
@@ -400,6 +412,34 @@ impl Issuer {
         self.key.backend()
     }
 
+    /// What a ticket issued now with `options` would be warned about, for a backend or a
+    /// harness to log before issuing: [`TicketOptions::warnings`] (a `refresh` under one
+    /// minute), and [`TicketWarning::TimesInSeconds`] when the clock's now looks like seconds
+    /// since the epoch (a [`Clock`] or [`IssuerBuilder::fixed_now_ms`] given `Date.now() / 1000`
+    /// or a Unix timestamp): such tickets say they were issued in 1970, and
+    /// [`Verifier`](crate::Verifier) refuses them. Tickets are still issued.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use cloudbase_ticket::ticket::TicketWarning;
+    /// use cloudbase_ticket::{Credentials, Issuer, TicketOptions};
+    ///
+    /// let credentials = Credentials::from_file("fixtures/tcb_custom_login.json")?;
+    /// // A Unix timestamp (seconds) where Date.now() (milliseconds) belongs.
+    /// let issuer = Issuer::builder(credentials).fixed_now_ms(1_758_597_487).build()?;
+    /// assert!(matches!(
+    ///     issuer.warnings(&TicketOptions::new())[..],
+    ///     [TicketWarning::TimesInSeconds { iat: 1_758_597_487, .. }]
+    /// ));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn warnings(&self, options: &TicketOptions) -> Vec<TicketWarning> {
+        let now = self.clock.now_ms();
+        let claims_now = ticket::time_problems_at(now, now.saturating_add(TICKET_LIFETIME_MS));
+        claims_now.into_iter().chain(options.warnings()).collect()
+    }
+
     /// A ticket for `uid` with node's defaults, at the clock's "now".
     pub fn create_ticket(&self, uid: &str) -> Result<String, TicketError> {
         self.create_ticket_with(uid, &TicketOptions::default())
@@ -440,12 +480,6 @@ impl Issuer {
     ) -> Result<(), TicketError> {
         check_uid(uid)?;
         let now = self.clock.now_ms();
-        if now > MAX_SAFE_INTEGER - DEFAULT_EXPIRE_AFTER_MS {
-            return Err(TicketError::OutOfRange {
-                field: "now",
-                value: now,
-            });
-        }
         let refresh = options.refresh_ms.unwrap_or(DEFAULT_REFRESH_MS);
         if refresh > MAX_SAFE_INTEGER {
             return Err(TicketError::OutOfRange {
@@ -453,24 +487,35 @@ impl Issuer {
                 value: refresh,
             });
         }
-        let expire = options.expire_ms.unwrap_or(now + DEFAULT_EXPIRE_AFTER_MS);
+        let (expire, expire_field) = match options.expire_ms {
+            Some(expire) => (expire, "expire"),
+            None => (
+                now.saturating_add(DEFAULT_EXPIRE_AFTER_MS),
+                "expire (now + 7 days, the default)",
+            ),
+        };
         if expire < now {
             return Err(TicketError::ExpireBeforeIssue {
                 expire_ms: expire,
                 now_ms: now,
             });
         }
-        if expire > MAX_SAFE_INTEGER {
-            return Err(TicketError::OutOfRange {
-                field: "expire",
-                value: expire,
-            });
+        // Checked in the order the values grow: each message names the value that overflows.
+        let exp = now.saturating_add(TICKET_LIFETIME_MS);
+        for (field, value) in [
+            ("now", now),
+            ("exp (now + 10 minutes)", exp),
+            (expire_field, expire),
+        ] {
+            if value > MAX_SAFE_INTEGER {
+                return Err(TicketError::OutOfRange { field, value });
+            }
         }
         let claims = ClaimsRef {
             alg: ticket::ALG,
             env: &self.env,
             iat: now,
-            exp: now + TICKET_LIFETIME_MS,
+            exp,
             uid,
             refresh,
             expire,

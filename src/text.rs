@@ -63,6 +63,16 @@ pub(crate) fn utc_date(ms: u64) -> String {
     }
 }
 
+/// The UTC time of `ms` to the minute, as `YYYY-MM-DD HH:MM UTC`, where the date alone says
+/// too little (a hint of "now + 2 hours").
+pub(crate) fn utc_minute(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    match time::OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!("{} {:02}:{:02} UTC", utc_date(ms), t.hour(), t.minute()),
+        Err(_) => "beyond the year 9999".to_string(),
+    }
+}
+
 #[cfg(test)]
 mod date_tests {
     #[test]
@@ -71,5 +81,7 @@ mod date_tests {
         assert_eq!(super::utc_date(604_800_000), "1970-01-08");
         assert_eq!(super::utc_date(1_758_597_487_691), "2025-09-23");
         assert_eq!(super::utc_date(u64::MAX), "beyond the year 9999");
+        assert_eq!(super::utc_minute(1_758_597_487_691), "2025-09-23 03:18 UTC");
+        assert_eq!(super::utc_minute(u64::MAX), "beyond the year 9999");
     }
 }

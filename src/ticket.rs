@@ -107,6 +107,16 @@ pub enum ParseError {
         /// Position of the first whitespace character, counting characters from 1.
         position: usize,
     },
+    /// An HTTP authorization scheme (`Bearer `, `Basic `) before the ticket: a header value
+    /// copied whole. A ticket is not an access token; it goes in the sign-in body.
+    #[error(
+        "ticket starts with \"{scheme} \", an Authorization header's scheme: pass the ticket \
+         alone (it goes in the sign-in request's body, not in a header)"
+    )]
+    AuthScheme {
+        /// The scheme as found (`Bearer`).
+        scheme: String,
+    },
     /// A JWT without the `<private_key_id>/@@/` prefix.
     #[error(
         "ticket is a bare JWT: the \"<private_key_id>/@@/\" prefix of a CloudBase ticket is missing"
@@ -215,6 +225,7 @@ impl ParseError {
                 | Self::PercentEncoded
                 | Self::JsonObject { .. }
                 | Self::ContainsWhitespace { .. }
+                | Self::AuthScheme { .. }
                 | Self::Truncated { .. }
         )
     }
@@ -251,14 +262,33 @@ pub enum TicketWarning {
         iat_ms: u64,
     },
     /// `refresh` is under one minute: probably seconds where milliseconds belong.
-    #[error(
-        "refresh is {refresh_ms} ms ({}), under one minute: refresh is in milliseconds \
-         ({refresh_ms} s would be {} ms)", Seconds(*refresh_ms), refresh_ms.saturating_mul(1000)
-    )]
+    #[error("{}", RefreshHint(*refresh_ms))]
     RefreshUnderOneMinute {
         /// The ticket's `refresh`, ms.
         refresh_ms: u64,
     },
+}
+
+/// The message for a `refresh` under one minute.
+struct RefreshHint(u64);
+
+impl fmt::Display for RefreshHint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let refresh_ms = self.0;
+        if refresh_ms == 0 {
+            return f.write_str(
+                "refresh is 0 ms: every access token would expire at once; refresh is the \
+                 access-token lifetime in milliseconds (default 3600000, one hour)",
+            );
+        }
+        write!(
+            f,
+            "refresh is {refresh_ms} ms ({}), under one minute: refresh is in milliseconds; if \
+             {refresh_ms} is seconds, use {}",
+            Seconds(refresh_ms),
+            refresh_ms.saturating_mul(1000)
+        )
+    }
 }
 
 /// `3.6 s`, `0 s`.
@@ -284,6 +314,12 @@ pub(crate) struct ExpireHint {
     pub(crate) iat_word: &'static str,
 }
 
+/// Below this, an `expire` reads as a duration in ms (10^11 ms is 3.2 years; as a time it is
+/// March 1973). Above it, an `expire` before `iat` is an absolute time that is simply too early.
+const DURATION_MS_BELOW: u64 = 100_000_000_000;
+/// Up to this, an `expire` read as a duration may also be seconds (one year in seconds).
+const DURATION_S_UP_TO: u64 = 365 * 24 * 3600;
+
 impl fmt::Display for ExpireHint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self {
@@ -291,36 +327,60 @@ impl fmt::Display for ExpireHint {
             iat_ms,
             iat_word,
         } = *self;
+        let date = crate::text::utc_date;
         write!(
             f,
             "expire {expire_ms} ({}) is before {iat_word} {iat_ms} ({}): expire is an absolute \
-             time in ms since the epoch, not a duration; ",
-            crate::text::utc_date(expire_ms),
-            crate::text::utc_date(iat_ms)
+             time in ms since the epoch, ",
+            date(expire_ms),
+            date(iat_ms)
         )?;
         if SECONDS_RANGE.contains(&expire_ms) && expire_ms.saturating_mul(1000) >= iat_ms {
+            // 1759201087: a time in seconds.
             write!(
                 f,
-                "as seconds it would be {}: multiply by 1000",
-                crate::text::utc_date(expire_ms.saturating_mul(1000))
+                "not seconds; as seconds it would be {}: multiply by 1000",
+                date(expire_ms.saturating_mul(1000))
             )
-        } else {
+        } else if expire_ms < DURATION_MS_BELOW {
+            // 604800000, 7200: a duration.
+            let as_ms = iat_ms.saturating_add(expire_ms);
             write!(
                 f,
-                "did you mean {iat_word} + {expire_ms} = {}?",
-                iat_ms.saturating_add(expire_ms)
+                "not a duration; did you mean {iat_word} + {expire_ms} = {as_ms} ({})",
+                crate::text::utc_minute(as_ms)
+            )?;
+            if expire_ms <= DURATION_S_UP_TO {
+                let as_s = iat_ms.saturating_add(expire_ms.saturating_mul(1000));
+                write!(
+                    f,
+                    ", or, if {expire_ms} is seconds, {iat_word} + {expire_ms}000 = {as_s} ({})",
+                    crate::text::utc_minute(as_s)
+                )?;
+            }
+            f.write_str("?")
+        } else {
+            // A real time, just too early (a stale value, a clock in the past).
+            let default = iat_ms.saturating_add(7 * 24 * 3600 * 1000);
+            write!(
+                f,
+                "and it must be later than {iat_word} (the default is {iat_word} + 7 days = \
+                 {default})"
             )
         }
     }
 }
 
+/// [`TicketWarning::TimesInSeconds`] if `iat` and `exp` look like seconds since the epoch.
+pub(crate) fn time_problems_at(iat: u64, exp: u64) -> Option<TicketWarning> {
+    let seconds = SECONDS_RANGE.contains(&iat) && exp < SECONDS_RANGE.end;
+    seconds.then_some(TicketWarning::TimesInSeconds { iat, exp })
+}
+
 /// The time problems the verifier refuses: times in seconds, `expire` before `iat`.
 pub(crate) fn time_problems(claims: &Claims) -> impl Iterator<Item = TicketWarning> {
-    let seconds = SECONDS_RANGE.contains(&claims.iat) && claims.exp < SECONDS_RANGE.end;
-    let in_seconds = seconds.then_some(TicketWarning::TimesInSeconds {
-        iat: claims.iat,
-        exp: claims.exp,
-    });
+    let in_seconds = time_problems_at(claims.iat, claims.exp);
+    let seconds = in_seconds.is_some();
     // With times in seconds, `expire` (often also seconds) is judged by that warning alone.
     let expire_before =
         (!seconds && claims.expire < claims.iat).then_some(TicketWarning::ExpireBeforeIssue {
@@ -780,6 +840,13 @@ fn text_damage(text: &str) -> Option<ParseError> {
     let lower = text.to_ascii_lowercase();
     if lower.contains("%40%40") || (lower.contains("%2f") && !text.contains(SEPARATOR)) {
         return Some(ParseError::PercentEncoded);
+    }
+    if let Some((scheme, _)) = text.split_once(' ')
+        && ["bearer", "basic", "token"].contains(&scheme.to_ascii_lowercase().as_str())
+    {
+        return Some(ParseError::AuthScheme {
+            scheme: scheme.to_string(),
+        });
     }
     if let Some(position) = text.chars().position(char::is_whitespace) {
         return Some(ParseError::ContainsWhitespace {

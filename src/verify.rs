@@ -163,6 +163,13 @@ pub enum VerifierError {
     /// An explicit env was empty.
     #[error("the env given is empty")]
     EmptyEnv,
+    /// The env given cannot be an env id: whitespace, control characters, a PEM key, or over
+    /// [`MAX_ENV_ID_LEN`](crate::credentials::MAX_ENV_ID_LEN) bytes. Not quoted.
+    #[error("the env given {reason}; an env id is the console's short id, like `my-env-1a2b3c`")]
+    InvalidEnv {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A key belongs to another env than the verifier's.
     #[error("key id \"{key_id}\" belongs to env \"{key_env}\", not to env \"{env}\"")]
     EnvMismatch {
@@ -334,14 +341,18 @@ impl VerifierBuilder {
     ///
     /// [`VerifierError::NoKeys`], [`VerifierError::NoEnv`] when the env is neither given nor
     /// in any credentials, [`VerifierError::EnvMismatch`] when keys disagree on the env,
-    /// [`VerifierError::DuplicateKeyId`], [`VerifierError::EmptyEnv`].
+    /// [`VerifierError::DuplicateKeyId`], [`VerifierError::EmptyEnv`],
+    /// [`VerifierError::InvalidEnv`].
     pub fn build(self) -> Result<Verifier, VerifierError> {
         if self.keys.is_empty() {
             return Err(VerifierError::NoKeys);
         }
         let env = match self.env {
             Some(env) if env.is_empty() => return Err(VerifierError::EmptyEnv),
-            Some(env) => env,
+            Some(env) => match crate::credentials::env_id_problem(&env) {
+                Some(reason) => return Err(VerifierError::InvalidEnv { reason }),
+                None => env,
+            },
             None => match self.keys.iter().find_map(|(_, env, _)| env.clone()) {
                 Some(env) => env,
                 None => {

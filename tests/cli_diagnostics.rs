@@ -76,8 +76,15 @@ fn inspect(ticket: &str) -> Output {
 #[test]
 fn expire_as_a_duration_is_refused_and_refresh_in_seconds_warned() {
     for (expire, hint) in [
-        ("604800000", "did you mean now + 604800000 = 1759202287691?"),
-        ("7200", "did you mean now + 7200 = 1758597494891?"),
+        (
+            "604800000",
+            "did you mean now + 604800000 = 1759202287691 (2025-09-30",
+        ),
+        (
+            "7200",
+            "did you mean now + 7200 = 1758597494891 (2025-09-23 03:18 UTC), or, if 7200 is \
+             seconds, now + 7200000 = 1758604687691 (2025-09-23 05:18 UTC)?",
+        ),
     ] {
         assert_refused(
             &issue(&["--expire-ms", expire]),
@@ -94,7 +101,7 @@ fn expire_as_a_duration_is_refused_and_refresh_in_seconds_warned() {
         stderr_lines(&out),
         [
             "cloudbase-ticket: warning: refresh is 3600 ms (3.6 s), under one minute: refresh is \
-          in milliseconds (3600 s would be 3600000 ms)"
+          in milliseconds; if 3600 is seconds, use 3600000"
         ]
     );
     assert!(String::from_utf8(out.stdout).unwrap().contains("/@@/"));
@@ -158,6 +165,31 @@ fn times_in_seconds_are_named() {
     let out = inspect(&t);
     assert!(out.status.success());
     assert!(stderr_lines(&out)[0].contains("warning: ticket times look like seconds"));
+
+    // `issue --now-ms` given seconds: issued (as asked), with the warning the verifier's
+    // refusal would give later.
+    let secs = (NOW / 1000).to_string();
+    let out = run(&[
+        "issue",
+        "--credentials",
+        MAIN,
+        "--uid",
+        "user_0001",
+        "--now-ms",
+        &secs,
+    ]);
+    assert!(out.status.success(), "{:?}", stderr_lines(&out));
+    assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
+    assert!(
+        stderr_lines(&out)[0].starts_with(
+            "cloudbase-ticket: warning: ticket times look like seconds, not milliseconds: iat \
+             1758597487 is 1970-01-21 as ms but 2025-09-23 as seconds"
+        ),
+        "{:?}",
+        stderr_lines(&out)
+    );
+    // In milliseconds: no warning.
+    assert!(stderr_lines(&issue(&[])).is_empty());
 }
 
 #[test]
@@ -323,4 +355,54 @@ fn a_credentials_variable_holding_a_path() {
             "--credentials FILE",
         ],
     );
+}
+
+/// Credentials whose `env_id` holds the private key (fields mixed up), and an env with a line
+/// break: refused with exit 2 and one line, never a ticket carrying the key, never the key in
+/// the message.
+#[test]
+fn an_env_id_that_cannot_be_one_is_refused_everywhere() {
+    let main: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(common::fixture(MAIN)).unwrap()).unwrap();
+    let pem = main["private_key"].as_str().unwrap();
+    let mixed = serde_json::json!({
+        "private_key_id": main["private_key_id"],
+        "private_key": pem,
+        "env_id": pem,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mixed.json");
+    common::cli::write_private(&path, mixed.to_string());
+    let path = path.to_str().unwrap();
+    let out = run(&["issue", "--credentials", path, "--uid", "user_0001"]);
+    assert_refused(
+        &out,
+        2,
+        &["field `env_id` holds a PEM key", "fields mixed up"],
+    );
+    assert!(!stderr_lines(&out)[0].contains("MII"));
+
+    for args in [
+        &["keygen", "--env", "a\nb"][..],
+        &[
+            "issue",
+            "--credentials",
+            MAIN,
+            "--uid",
+            "u_0001",
+            "--env",
+            "a b",
+        ][..],
+    ] {
+        let out = run(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {:?}",
+            stderr_lines(&out)
+        );
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{args:?}: {lines:?}");
+        assert!(lines[0].contains("the env"), "{lines:?}");
+    }
 }

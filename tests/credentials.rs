@@ -374,3 +374,112 @@ fn key_ids_that_cannot_prefix_a_ticket_are_refused() {
     let err = Credentials::from_parts(&long, &pem, Some(&env)).unwrap_err();
     assert!(matches!(err, CredentialsError::InvalidKeyId { .. }));
 }
+
+/// An `env_id` that cannot be an env id (the fields mixed up, a pasted line break) is refused
+/// before it reaches a ticket, and the value, possibly key material, is never quoted. The same
+/// rule holds for an env given to the issuer, the verifier and `generate`.
+#[test]
+fn env_ids_that_cannot_be_env_ids_are_refused_without_quoting_them() {
+    let (id, pem, _) = main_fields();
+    for (env, reason) in [
+        (pem.as_str(), "holds a PEM key"),
+        ("my-env\n1a2b", "control characters"),
+        ("my env", "whitespace"),
+        (&"e".repeat(129), "longer than 128 bytes"),
+    ] {
+        let json = serde_json::json!({"private_key_id": id, "private_key": pem, "env_id": env})
+            .to_string();
+        let err = Credentials::from_json(&json).unwrap_err();
+        assert!(
+            matches!(&err, CredentialsError::InvalidEnvId { reason: r, .. } if r.contains(reason)),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("field `env_id`") && msg.contains(reason),
+            "{msg}"
+        );
+        assert!(!msg.contains("MII") && !msg.contains('\n'), "{msg}");
+        assert!(
+            !msg.contains("eeeeeeeeee"),
+            "the value is not echoed: {msg}"
+        );
+
+        let explicit = Issuer::builder(main_credentials()).env(env).build();
+        assert!(
+            matches!(&explicit, Err(cloudbase_ticket::IssuerError::InvalidEnv { reason: r }) if r.contains(reason)),
+            "{explicit:?}"
+        );
+        let verifier = cloudbase_ticket::Verifier::builder()
+            .credentials(&main_credentials())
+            .env(env)
+            .build();
+        assert!(
+            matches!(
+                &verifier,
+                Err(cloudbase_ticket::VerifierError::InvalidEnv { .. })
+            ),
+            "{verifier:?}"
+        );
+        assert!(matches!(
+            Credentials::generate(env, 1024),
+            Err(cloudbase_ticket::credentials::GenerateError::InvalidEnv { .. })
+        ));
+    }
+    // The longest accepted, and the console's shapes.
+    for env in [
+        "e".repeat(128),
+        "cloudbase-test-1a2b3c".to_string(),
+        "prod_01".to_string(),
+    ] {
+        let json = serde_json::json!({"private_key_id": id, "private_key": pem, "env_id": env})
+            .to_string();
+        assert_eq!(
+            Credentials::from_json(&json).unwrap().env_id(),
+            Some(env.as_str())
+        );
+    }
+}
+
+/// The environment mistakes beyond a wrong value: a PEM key where the whole JSON belongs, a
+/// folder's path, one of the split variables unset. Each message names the variable and what
+/// to set.
+#[test]
+fn environment_mistakes_say_which_variable_to_set() {
+    let (id, pem, _) = main_fields();
+    let err =
+        Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", &pem)])).unwrap_err();
+    assert_eq!(
+        err,
+        CredentialsError::EnvHoldsPem {
+            variable: "TCB_CUSTOM_LOGIN_CREDENTIALS"
+        }
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.contains("holds a PEM key") && msg.contains("TCB_CUSTOM_LOGIN_PRIVATE_KEY with"),
+        "{msg}"
+    );
+    assert!(!msg.contains("MII"), "{msg}");
+
+    // A folder: loaded as a path, so the message is the file loader's, naming the folder.
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let err = Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", folder)]))
+        .unwrap_err();
+    assert!(err.to_string().contains(folder), "{err}");
+    assert!(
+        !matches!(err, CredentialsError::NotJsonOrBase64 { .. }),
+        "{err:?}"
+    );
+
+    // Only the key id set: the key's variable is named as unset, not as a "missing field".
+    let err = Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id)]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable TCB_CUSTOM_LOGIN_PRIVATE_KEY is not set (it holds the \
+         `private_key` of tcb_custom_login.json); set it too, or put the whole file's JSON in \
+         TCB_CUSTOM_LOGIN_CREDENTIALS"
+    );
+}

@@ -58,26 +58,62 @@ fn percent_encode(text: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Kind 1: time units.
 
+/// One year in seconds: up to it, a duration-like `expire` may be seconds too.
+const DURATION_S_UP_TO: u64 = 365 * 24 * 3600;
+
 #[test]
 fn an_expire_before_now_is_refused_with_the_time_it_probably_meant() {
-    // Durations passed as `expire` (7 days in ms; 2 hours in s and in ms; 30 days in s), and
-    // an absolute time in seconds: all before now.
-    for (expire, hint) in [
+    // Durations passed as `expire` (7 days in ms; 2 hours in s and in ms; 30 days in s), an
+    // absolute time in seconds, and a real time just before now.
+    let dur = "expire is an absolute time in ms since the epoch, not a duration; did you mean";
+    for (expire, hints) in [
         (
             7 * 24 * 3600 * 1000,
-            format!("now + 604800000 = {}", NOW + 604_800_000),
+            vec![
+                dur.to_string(),
+                format!("now + 604800000 = {} (2025-09-30", NOW + 604_800_000),
+            ],
         ),
-        (3600 * 2, format!("now + 7200 = {}", NOW + 7200)),
-        (7_200_000, format!("now + 7200000 = {}", NOW + 7_200_000)),
+        (
+            3600 * 2,
+            vec![
+                dur.to_string(),
+                format!("now + 7200 = {}", NOW + 7200),
+                format!(
+                    "or, if 7200 is seconds, now + 7200000 = {} (2025-09-23",
+                    NOW + 7_200_000
+                ),
+            ],
+        ),
+        (
+            7_200_000,
+            vec![
+                dur.to_string(),
+                format!("now + 7200000 = {}", NOW + 7_200_000),
+            ],
+        ),
         (
             30 * 24 * 3600,
-            format!("now + 2592000 = {}", NOW + 2_592_000),
+            vec![
+                format!("now + 2592000 = {}", NOW + 2_592_000),
+                format!(
+                    "if 2592000 is seconds, now + 2592000000 = {}",
+                    NOW + 2_592_000_000
+                ),
+            ],
         ),
         (
             NOW / 1000 + 3600,
-            "as seconds it would be 2025-09-23".to_string(),
+            vec!["not seconds; as seconds it would be 2025-09-23".to_string()],
         ),
-        (NOW - 1, format!("now + {} = ", NOW - 1)),
+        // An absolute time, 1 ms too early: no "did you mean now + 1758597487690".
+        (
+            NOW - 1,
+            vec![format!(
+                "and it must be later than now (the default is now + 7 days = {})",
+                NOW + 604_800_000
+            )],
+        ),
     ] {
         let err = issuer()
             .create_ticket_with("user_0001", &TicketOptions::new().with_expire_ms(expire))
@@ -91,10 +127,18 @@ fn an_expire_before_now_is_refused_with_the_time_it_probably_meant() {
         );
         let msg = err.to_string();
         assert!(
-            msg.contains("expire is an absolute time in ms since the epoch, not a duration"),
+            msg.contains("expire is an absolute time in ms since the epoch"),
             "{msg}"
         );
-        assert!(msg.contains(&hint), "{hint:?} not in {msg}");
+        for hint in hints {
+            assert!(msg.contains(&hint), "{hint:?} not in {msg}");
+        }
+        if expire > DURATION_S_UP_TO {
+            assert!(!msg.contains("is seconds"), "{msg}");
+        }
+        if expire == NOW - 1 {
+            assert!(!msg.contains("did you mean"), "{msg}");
+        }
     }
     // Now itself, and anything after it, is an absolute time: issued.
     for expire in [NOW, NOW + 1, NOW + 604_800_000] {
@@ -106,6 +150,47 @@ fn an_expire_before_now_is_refused_with_the_time_it_probably_meant() {
             expire
         );
     }
+}
+
+#[test]
+fn an_issuer_whose_clock_reads_seconds_warns_before_issuing() {
+    let seconds = Issuer::builder(main_credentials())
+        .fixed_now_ms(NOW / 1000)
+        .build()
+        .unwrap();
+    let options = TicketOptions::new().with_refresh_ms(3600);
+    assert_eq!(
+        seconds.warnings(&options),
+        [
+            TicketWarning::TimesInSeconds {
+                iat: NOW / 1000,
+                exp: NOW / 1000 + 600_000
+            },
+            TicketWarning::RefreshUnderOneMinute { refresh_ms: 3600 }
+        ]
+    );
+    // The ticket is still issued, and the verifier refuses it for the same reason.
+    let ticket = seconds
+        .create_ticket_with(
+            "user_0001",
+            &TicketOptions::new().with_expire_ms(NOW / 1000 + 604_800),
+        )
+        .unwrap();
+    let verifier = Verifier::builder()
+        .credentials(&main_credentials())
+        .fixed_now_ms(NOW / 1000 + 1)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        verifier.verify(&ticket),
+        Err(VerifyError::TimesInSeconds { .. })
+    ));
+    // A clock in milliseconds: only the options' warnings.
+    assert_eq!(issuer().warnings(&TicketOptions::new()), []);
+    assert_eq!(
+        issuer().warnings(&options),
+        [TicketWarning::RefreshUnderOneMinute { refresh_ms: 3600 }]
+    );
 }
 
 #[test]
@@ -134,8 +219,19 @@ fn a_refresh_under_a_minute_is_issued_with_a_warning() {
         .to_string();
     assert_eq!(
         msg,
-        "refresh is 3600 ms (3.6 s), under one minute: refresh is in milliseconds \
-         (3600 s would be 3600000 ms)"
+        "refresh is 3600 ms (3.6 s), under one minute: refresh is in milliseconds; if 3600 is \
+         seconds, use 3600000"
+    );
+    // 0 is no unit mistake: no "if 0 is seconds, use 0".
+    let msg = TicketOptions::new()
+        .with_refresh_ms(0)
+        .warnings()
+        .remove(0)
+        .to_string();
+    assert_eq!(
+        msg,
+        "refresh is 0 ms: every access token would expire at once; refresh is the access-token \
+         lifetime in milliseconds (default 3600000, one hour)"
     );
     for refresh in [60_000, 3_600_000] {
         assert!(
@@ -311,6 +407,22 @@ fn whitespace_inside_a_ticket_is_named() {
         assert_eq!(
             ticket::insecure_decode(&broken).unwrap_err(),
             ParseError::ContainsWhitespace { position: at + 1 }
+        );
+    }
+    // A whole Authorization header value: the scheme is named, not "whitespace at 7".
+    for scheme in ["Bearer", "bearer", "Basic"] {
+        let err = verifier().verify(&format!("{scheme} {t}")).unwrap_err();
+        assert_eq!(
+            err,
+            VerifyError::Malformed(ParseError::AuthScheme {
+                scheme: scheme.to_string()
+            })
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "ticket starts with \"{scheme} \", an Authorization"
+            )),
+            "{err}"
         );
     }
 }

@@ -236,6 +236,44 @@ fn numbers_beyond_javascripts_exact_range_are_refused() {
         .unwrap();
     assert!(matches!(
         far.create_ticket("user_0001"),
+        Err(TicketError::OutOfRange {
+            field: "exp (now + 10 minutes)",
+            ..
+        })
+    ));
+    // The message names the value that overflows: with a now a few days before 2^53 - 1, that
+    // is the default expire (now + 7 days), not now.
+    let near = Issuer::builder(main_credentials())
+        .fixed_now_ms(MAX_SAFE_INTEGER - 600_000_000)
+        .build()
+        .unwrap();
+    let e = near.create_ticket("user_0001").unwrap_err();
+    assert_eq!(
+        e,
+        TicketError::OutOfRange {
+            field: "expire (now + 7 days, the default)",
+            value: MAX_SAFE_INTEGER - 600_000_000 + 7 * 24 * 3600 * 1000
+        }
+    );
+    assert!(
+        e.to_string()
+            .starts_with("expire (now + 7 days, the default) = "),
+        "{e}"
+    );
+    // With an explicit expire in range, the same now issues.
+    assert!(
+        near.create_ticket_with(
+            "user_0001",
+            &TicketOptions::new().with_expire_ms(MAX_SAFE_INTEGER)
+        )
+        .is_ok()
+    );
+    let beyond = Issuer::builder(main_credentials())
+        .fixed_now_ms(MAX_SAFE_INTEGER + 1)
+        .build()
+        .unwrap();
+    assert!(matches!(
+        beyond.create_ticket("user_0001"),
         Err(TicketError::OutOfRange { field: "now", .. })
     ));
 }

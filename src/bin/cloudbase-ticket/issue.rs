@@ -119,7 +119,7 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
     if let Some(expire) = args.expire_ms {
         options = options.with_expire_ms(expire);
     }
-    for warning in options.warnings() {
+    for warning in issuer.warnings(&options) {
         eprintln!("cloudbase-ticket: warning: {warning}");
     }
 
