@@ -26,10 +26,18 @@
 //! background thread, once per process, as soon as a key is loaded: a ticket issued a few
 //! hundred milliseconds later (an app loads its key at start-up) finds the generator ready.
 //! Figures: the `Issuer` docs, measured by `scripts/first-ticket.sh`.
+//!
+//! A process may exit while that thread is seeding: `exit` then runs AWS-LC's global
+//! destructors under it, and AWS-LC aborts the process (`tree_jitter_drbg_derive_seed` →
+//! `abort`: exit status 134 after the program's work was done; seen in about 1 of 100
+//! `keygen` runs). So the first warm-up also registers an `atexit` handler, which runs before
+//! the destructors (they were registered first, at start-up, and exit handlers run in
+//! reverse): it stops a seeding that has not begun and waits for one that has (at most the
+//! ~20–60 ms of the seeding itself).
 #![allow(unsafe_code)]
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Once, OnceLock};
 use std::thread::ThreadId;
 
@@ -47,18 +55,62 @@ static WARM_UP: Once = Once::new();
 static GENERATOR_WARM: AtomicBool = AtomicBool::new(false);
 /// The thread that seeded it (for the test that it is not the caller's).
 static WARMED_ON: OnceLock<ThreadId> = OnceLock::new();
+/// The warm-up's progress: [`SEED_PENDING`], [`SEED_RUNNING`] or [`SEED_OVER`].
+static SEED_STATE: AtomicU8 = AtomicU8::new(SEED_PENDING);
+const SEED_PENDING: u8 = 0;
+const SEED_RUNNING: u8 = 1;
+/// Seeded, or called off by the exit handler before it began.
+const SEED_OVER: u8 = 2;
+unsafe extern "C" {
+    /// C's `atexit` (ISO C 7.22.4.2; glibc, musl, the MSVC CRT): run `function` at `exit`,
+    /// before the handlers registered earlier.
+    fn atexit(function: extern "C" fn()) -> std::ffi::c_int;
+}
+
+/// At `exit`, before AWS-LC's destructors: call off a seeding that has not begun, wait for
+/// one that has (it takes ~20–60 ms of CPU; the wait gives up after 10 s rather than hang an
+/// exit). Never panics (a panic here would abort the exit).
+extern "C" fn finish_seeding_at_exit() {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while SEED_STATE
+        .compare_exchange(SEED_PENDING, SEED_OVER, Ordering::AcqRel, Ordering::Acquire)
+        .is_err_and(|state| state == SEED_RUNNING)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
 
 /// Seed AWS-LC's process-wide random generator on a background thread, once per process (see
 /// the module docs). Returns at once. If the thread cannot be started, the first signature
 /// seeds the generator itself, as it would without this.
 pub(crate) fn warm_up_generator() {
     WARM_UP.call_once(|| {
+        // SAFETY: `finish_seeding_at_exit` is a C-ABI function of the right type that never
+        // unwinds and only touches this module's statics; `atexit` keeps the pointer, which
+        // is valid for the life of the process. Registered before the thread exists, so an
+        // `exit` at any later point finds it. If registration fails (it cannot fail for the
+        // first 32 handlers), the thread is not started.
+        if unsafe { atexit(finish_seeding_at_exit) } != 0 {
+            return;
+        }
         let spawned = std::thread::Builder::new()
             .name("cloudbase-ticket-seed".into())
             .spawn(|| {
                 // Let the thread that loaded the key run on first: a new thread may be
                 // scheduled on its core at once, and seeding is ~25-60 ms of busy CPU.
                 std::thread::sleep(std::time::Duration::from_millis(1));
+                if SEED_STATE
+                    .compare_exchange(
+                        SEED_PENDING,
+                        SEED_RUNNING,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_err()
+                {
+                    return; // the process is exiting
+                }
                 let mut byte = [0u8; 1];
                 // SAFETY: `byte` is valid for writes of `byte.len()` bytes; `RAND_bytes` is
                 // thread-safe (its state is per thread, the process-wide part is set up under
@@ -67,6 +119,7 @@ pub(crate) fn warm_up_generator() {
                 unsafe { sys::RAND_bytes(byte.as_mut_ptr(), byte.len()) };
                 let _ = WARMED_ON.set(std::thread::current().id());
                 GENERATOR_WARM.store(true, Ordering::Release);
+                SEED_STATE.store(SEED_OVER, Ordering::Release);
             });
         drop(spawned);
     });
