@@ -381,7 +381,7 @@ fn bulk_issue_to_a_private_file_kept_whole_on_failure() {
     );
     assert_input_error(
         &run(&["issue", "--credentials", MAIN, "--uids", "no/such/file"]),
-        "cannot open uid file",
+        "cannot read uid file no/such/file: No such file or directory",
     );
 }
 

@@ -151,15 +151,19 @@ fn a_failed_run_leaves_the_target_as_it_was_and_no_temporary_file() {
     assert_input_error(&issue_out(&bad, &absent), "line 1501");
     assert_eq!(listing(dir.path()), ["tickets.jsonl"]);
 
-    // keygen without --force keeps an existing file, symlink or not.
+    // keygen without --force keeps an existing file, symlink or not; it suggests --force only
+    // for the file (a link to nothing is refused with --force too).
     let key = dir.path().join("key.json");
     write_with_mode(&key, "previous\n", 0o644);
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink("nowhere.json", &link).unwrap();
-    for path in [&key, &link] {
+    for (path, message) in [
+        (&key, "exists; pass --force to overwrite it"),
+        (&link, "is a symbolic link to a file that does not exist"),
+    ] {
         assert_input_error(
             &run(&["keygen", "--env", "e", "--out", path.to_str().unwrap()]),
-            "exists; pass --force to overwrite it",
+            message,
         );
     }
     assert_eq!(std::fs::read_to_string(&key).unwrap(), "previous\n");

@@ -1,6 +1,5 @@
 //! `cloudbase-ticket bench`: real tickets, distinct uids, N threads sharing one issuer.
 
-use std::num::NonZeroUsize;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -17,22 +16,24 @@ pub(crate) const EXAMPLES: &str = "Examples:
 pub(crate) struct BenchArgs {
     #[command(flatten)]
     credentials: CredentialsArgs,
-    /// How long to run.
+    /// How long to run, in seconds: more than 0, at most 86400.
     #[arg(
         long,
         value_name = "S",
         default_value_t = 3.0,
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = parse_seconds
     )]
     seconds: f64,
-    /// Threads issuing at once, sharing one issuer.
+    /// Threads issuing at once, sharing one issuer: 1 to 1024.
     #[arg(
         long,
         value_name = "N",
         default_value = "1",
-        allow_negative_numbers = true
+        allow_negative_numbers = true,
+        value_parser = crate::parse_threads
     )]
-    threads: NonZeroUsize,
+    threads: usize,
     /// End with one JSON object on the last line of stdout.
     #[arg(long)]
     json: bool,
@@ -69,13 +70,23 @@ fn percentile_us(sorted: &[u32], p: f64) -> f64 {
     f64::from(sorted[rank.clamp(1, sorted.len()) - 1]) / 1000.0
 }
 
-pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
-    if !(args.seconds.is_finite() && args.seconds > 0.0 && args.seconds <= 86_400.0) {
-        return Err(CliError::usage("--seconds must be between 0 and 86400"));
+/// Longest `--seconds`: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// Parse `--seconds`: a number above 0 and at most [`MAX_SECONDS`] (0 itself is refused).
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= MAX_SECONDS => Ok(s),
+        _ => Err(format!(
+            "{text:?} is not a number of seconds above 0 and at most {MAX_SECONDS}"
+        )),
     }
+}
+
+pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
     let creds = args.credentials.load()?;
     let issuer = Issuer::new(creds)?;
-    let threads = args.threads.get();
+    let threads = args.threads;
     // One untimed ticket: fails early on a bad setup and warms caches.
     issuer.create_ticket("bench-warmup")?;
 

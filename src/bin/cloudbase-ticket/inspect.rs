@@ -75,7 +75,12 @@ fn read_ticket(arg: &str) -> Result<String, CliError> {
     std::io::stdin()
         .take(MAX_TICKET_LEN as u64 + 64)
         .read_to_string(&mut text)
-        .map_err(|e| CliError::usage(format!("cannot read the ticket from stdin: {e}")))?;
+        .map_err(|e| {
+            CliError::usage(format!(
+                "cannot read the ticket from stdin: {}",
+                crate::ioerr::words(&e)
+            ))
+        })?;
     Ok(crate::text::strip_added_text(&text).to_string())
 }
 
@@ -204,9 +209,8 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
     let mut builder = Verifier::builder();
     match &args.public_key {
         Some(path) => {
-            let pem = std::fs::read_to_string(path).map_err(|e| {
-                CliError::usage(format!("cannot read public key {}: {e}", path.display()))
-            })?;
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| crate::ioerr::read_error("public key", path, &e))?;
             let key = PublicKey::from_pem(&pem)
                 .map_err(|e| CliError::usage(format!("{}: {e}", path.display())))?;
             builder = match &args.key_id {

@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, IsTerminal as _, Read, Write};
-use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
@@ -15,7 +14,7 @@ use clap::Args;
 use cloudbase_ticket::{Issuer, TicketError, TicketOptions};
 
 use crate::output::{Existing, OutputFile};
-use crate::{CliError, CredentialsArgs, io_failure, write_stdout};
+use crate::{CliError, CredentialsArgs, io_failure, ioerr, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   # one ticket, from the console's key file
@@ -24,6 +23,9 @@ pub(crate) const EXAMPLES: &str = "Examples:
   # credentials from the environment, pinned clock (reproducible output)
   TCB_CUSTOM_LOGIN_CREDENTIALS=\"$(cat tcb_custom_login.json)\" \\
     cloudbase-ticket issue --uid user_0001 --now-ms 1758597487691
+
+  # one ticket into a file (mode 0600) instead of stdout
+  cloudbase-ticket issue --credentials key.json --uid user_0001 --out ticket.txt
 
   # a ticket for every uid in a file, as JSON Lines {\"uid\":…,\"ticket\":…}, on all cores
   cloudbase-ticket issue --credentials key.json --uids uids.txt --out tickets.jsonl
@@ -78,28 +80,44 @@ pub(crate) struct IssueArgs {
     /// Refuse keys under 2048 bits (the console issues 1024-bit keys).
     #[arg(long)]
     strict_key_size: bool,
-    /// With --uids: write to FILE instead of stdout: mode 0600, whole or not at all.
-    #[arg(
-        long,
-        value_name = "FILE",
-        allow_hyphen_values = true,
-        requires = "uids"
-    )]
+    /// Write to FILE instead of stdout (the ticket and a newline; with --uids, the JSON
+    /// Lines): mode 0600, whole or not at all. FILE may not be --credentials or --uids.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     out: Option<PathBuf>,
-    /// With --uids: signing threads (default: all cores).
+    /// With --uids: signing threads, 1 to 1024 (default: all cores, at most 1024).
     #[arg(
         long,
         value_name = "N",
         allow_negative_numbers = true,
-        requires = "uids"
+        requires = "uids",
+        value_parser = crate::parse_threads
     )]
-    threads: Option<NonZeroUsize>,
+    threads: Option<usize>,
     /// With --uids: skip invalid lines (and report how many) instead of stopping.
     #[arg(long, requires = "uids")]
     skip_invalid: bool,
 }
 
+/// Refuse an `--out` that is one of the files this command reads: `--credentials`, or the
+/// `--uids` file (or, for `--uids -`, the file stdin is redirected from).
+fn refuse_input_as_output(args: &IssueArgs) -> Result<(), CliError> {
+    let Some(out) = &args.out else {
+        return Ok(());
+    };
+    let mut inputs: Vec<(String, &Path)> = Vec::new();
+    if let Some(path) = &args.credentials.credentials {
+        inputs.push((format!("--credentials {}", path.display()), path));
+    }
+    match args.uids.as_deref() {
+        Some("-") => inputs.push(("stdin (--uids -)".to_string(), Path::new("/dev/stdin"))),
+        Some(path) => inputs.push((format!("--uids {path}"), Path::new(path))),
+        None => {}
+    }
+    crate::output::refuse_input_as_output("--out", out, &inputs)
+}
+
 pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
+    refuse_input_as_output(&args)?;
     let creds = args.credentials.load()?;
     let mut builder = Issuer::builder(creds).strict_key_size(args.strict_key_size);
     if let Some(env) = &args.env {
@@ -126,27 +144,35 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
     if let Some(uid) = &args.uid {
         let mut ticket = issuer.create_ticket_with(uid, &options)?;
         ticket.push('\n');
-        write_stdout(ticket.as_bytes())?;
+        let Some(path) = &args.out else {
+            write_stdout(ticket.as_bytes())?;
+            return Ok(ExitCode::SUCCESS);
+        };
+        let mut file = OutputFile::create(path)?;
+        file.write_all(ticket.as_bytes())
+            .map_err(|e| io_failure(&path.display().to_string(), &e))?;
+        file.commit(Existing::Replace)?;
         return Ok(ExitCode::SUCCESS);
     }
 
     let source = args.uids.as_deref().expect("clap requires --uid or --uids");
-    let threads = args
-        .threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
-    let (input, input_len): (Box<dyn Read + Send>, Option<u64>) = if source == "-" {
-        (Box::new(io::stdin()), None)
-    } else {
-        let file = File::open(source)
-            .map_err(|e| CliError::usage(format!("cannot open uid file {source}: {e}")))?;
-        let len = file
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
-        (Box::new(file), len)
-    };
+    let threads = crate::threads_or_all_cores(args.threads);
+    let (input, input_len, input_name): (Box<dyn Read + Send>, Option<u64>, String) =
+        if source == "-" {
+            (Box::new(io::stdin()), None, "uids from stdin".to_string())
+        } else {
+            let path = Path::new(source);
+            let file = File::open(path).map_err(|e| ioerr::read_error("uid file", path, &e))?;
+            let meta = file
+                .metadata()
+                .map_err(|e| ioerr::read_error("uid file", path, &e))?;
+            if meta.is_dir() {
+                let e = io::Error::from(io::ErrorKind::IsADirectory);
+                return Err(ioerr::read_error("uid file", path, &e));
+            }
+            let len = meta.is_file().then_some(meta.len());
+            (Box::new(file), len, format!("uid file {source}"))
+        };
     // With --out: a temporary file until the run succeeds (see output.rs); dropped on an error
     // (the `?` below), which removes it and leaves any existing file as it was.
     let mut file = args.out.as_deref().map(OutputFile::create).transpose()?;
@@ -164,7 +190,10 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
         bulk_issue(
             &issuer,
             &options,
-            input,
+            Source {
+                reader: input,
+                name: input_name,
+            },
             Sink { writer, name },
             threads,
             args.skip_invalid,
@@ -257,6 +286,12 @@ struct Done {
     error: Option<CliError>,
 }
 
+/// Where uids come from, and its name for messages (`uid file PATH`, `uids from stdin`).
+struct Source {
+    reader: Box<dyn Read + Send>,
+    name: String,
+}
+
 /// Where JSON Lines go, and its name for messages.
 struct Sink<'a> {
     writer: &'a mut dyn Write,
@@ -275,7 +310,7 @@ struct Summary {
 fn bulk_issue(
     issuer: &Issuer,
     options: &TicketOptions,
-    input: Box<dyn Read + Send>,
+    source: Source,
     sink: Sink<'_>,
     threads: usize,
     skip_invalid: bool,
@@ -295,7 +330,7 @@ fn bulk_issue(
 
     std::thread::scope(|scope| {
         let reader =
-            scope.spawn(|| read_chunks(input, token_rx, work_tx, &stop, &progress.bytes_read));
+            scope.spawn(|| read_chunks(source, token_rx, work_tx, &stop, &progress.bytes_read));
         for _ in 0..threads {
             let done_tx = done_tx.clone();
             let work_rx = Arc::clone(&work_rx);
@@ -308,7 +343,7 @@ fn bulk_issue(
         let Sink { writer, name } = sink;
         let result = write_in_order(done_rx, token_tx, writer, &name, progress, &stop);
         let result = result.and_then(|summary| {
-            writer.flush().map_err(|e| io_failure(&name, e))?;
+            writer.flush().map_err(|e| io_failure(&name, &e))?;
             Ok(summary)
         });
         match reader.join().expect("reader thread does not panic") {
@@ -319,13 +354,16 @@ fn bulk_issue(
 }
 
 fn read_chunks(
-    input: Box<dyn Read + Send>,
+    source: Source,
     tokens: Receiver<()>,
     work: SyncSender<Chunk>,
     stop: &AtomicBool,
     bytes_read: &AtomicU64,
 ) -> Result<(), CliError> {
-    let mut reader = BufReader::with_capacity(1 << 16, input);
+    let name = source.name;
+    let read_error =
+        |e: io::Error| CliError::usage(format!("cannot read {name}: {}", ioerr::words(&e)));
+    let mut reader = BufReader::with_capacity(1 << 16, source.reader);
     let mut line = Vec::with_capacity(256);
     let mut next_line = 1u64;
     for index in 0u64.. {
@@ -343,7 +381,7 @@ fn read_chunks(
             let n = (&mut reader)
                 .take(MAX_LINE_BYTES as u64 + 1)
                 .read_until(b'\n', &mut line)
-                .map_err(|e| CliError::usage(format!("cannot read uids: {e}")))?;
+                .map_err(read_error)?;
             if n == 0 {
                 break;
             }
@@ -351,7 +389,7 @@ fn read_chunks(
             let complete = line.last() == Some(&b'\n');
             if !complete && line.len() > MAX_LINE_BYTES {
                 // Over-long line: drop the rest of it, keep its place as an invalid line.
-                consumed += skip_line(&mut reader)?;
+                consumed += skip_line(&mut reader).map_err(read_error)?;
                 chunk.ends.push(None);
             } else {
                 let mut text: &[u8] = &line;
@@ -374,12 +412,10 @@ fn read_chunks(
 }
 
 /// Skip to the next newline; returns the bytes skipped.
-fn skip_line(reader: &mut impl BufRead) -> Result<u64, CliError> {
+fn skip_line(reader: &mut impl BufRead) -> io::Result<u64> {
     let mut skipped = 0u64;
     loop {
-        let buf = reader
-            .fill_buf()
-            .map_err(|e| CliError::usage(format!("cannot read uids: {e}")))?;
+        let buf = reader.fill_buf()?;
         if buf.is_empty() {
             return Ok(skipped);
         }
@@ -512,7 +548,7 @@ fn write_in_order(
             next += 1;
             out.write_all(&result.json_lines).map_err(|e| {
                 stop.store(true, Ordering::Relaxed);
-                io_failure(out_name, e)
+                io_failure(out_name, &e)
             })?;
             summary.issued += result.issued;
             summary.skipped += result.skipped;

@@ -34,7 +34,7 @@ pub(crate) struct KeygenArgs {
     /// Write to FILE instead of stdout: mode 0600, whole or not at all (see the README).
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     out: Option<PathBuf>,
-    /// Overwrite FILE if it exists.
+    /// Overwrite FILE if it is an existing regular file (or a symlink to one).
     #[arg(long, requires = "out")]
     force: bool,
 }
@@ -65,7 +65,7 @@ pub(crate) fn run(args: KeygenArgs) -> Result<ExitCode, CliError> {
     // Unbuffered: the key goes from `json` to the file with no copy in a write buffer.
     let mut file = OutputFile::create(path)?;
     file.write_all(json.as_bytes())
-        .map_err(|e| CliError::failure(format!("cannot write {}: {e}", path.display())))?;
+        .map_err(|e| crate::io_failure(&path.display().to_string(), &e))?;
     file.commit(existing)?;
     eprintln!(
         "cloudbase-ticket: wrote {} (RSA-{}, key id {}, env {}); test-only: CloudBase does not trust this key",

@@ -7,6 +7,7 @@
 mod argv;
 mod bench;
 mod inspect;
+mod ioerr;
 mod issue;
 mod keygen;
 mod output;
@@ -66,6 +67,29 @@ enum Command {
     Serve(serve::ServeArgs),
 }
 
+/// The most threads any `--threads` takes: more than the cores of machines this runs on, and
+/// few enough that a mistyped number is refused at once rather than exhausting memory.
+pub(crate) const MAX_THREADS: usize = 1024;
+
+/// Parse a `--threads` value: a whole number from 1 to [`MAX_THREADS`].
+pub(crate) fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if (1..=MAX_THREADS).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "{text:?} is not a whole number from 1 to {MAX_THREADS}"
+        )),
+    }
+}
+
+/// `--threads` if given, else one per core, at most [`MAX_THREADS`].
+pub(crate) fn threads_or_all_cores(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(MAX_THREADS)
+    })
+}
+
 /// Where credentials come from: a file, or the environment.
 #[derive(Args, Debug, Clone)]
 struct CredentialsArgs {
@@ -115,7 +139,17 @@ fn load_credentials(
     backend: Option<Backend>,
 ) -> Result<Credentials, CliError> {
     let creds = match path {
-        Some(path) => Credentials::from_file(path)?,
+        Some(path) => Credentials::from_file(path).map_err(|e| match e {
+            // The library keeps the OS's text, "(os error N)" included: reword it here.
+            cloudbase_ticket::CredentialsError::FileUnreadable { path, reason } => {
+                CliError::usage(format!(
+                    "cannot read credentials file {}: {}",
+                    path.display(),
+                    ioerr::strip_os_error(&reason)
+                ))
+            }
+            other => other.into(),
+        })?,
         None => Credentials::from_env()?,
     };
     for warning in creds.warnings() {
@@ -194,15 +228,19 @@ pub(crate) fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
     let mut out = io::stdout().lock();
     out.write_all(bytes)
         .and_then(|()| out.flush())
-        .map_err(|e| io_failure("stdout", e))
+        .map_err(|e| io_failure("stdout", &e))
 }
 
 /// Map an output error; a broken pipe exits 0 right away, as `head` expects.
-pub(crate) fn io_failure(what: &str, e: io::Error) -> CliError {
+pub(crate) fn io_failure(what: &str, e: &io::Error) -> CliError {
     if e.kind() == io::ErrorKind::BrokenPipe {
         std::process::exit(0);
     }
-    CliError::failure(format!("cannot write {what}: {e}"))
+    CliError::failure(format!(
+        "cannot write {what}: {}{}",
+        ioerr::words(e),
+        ioerr::write_hint(e)
+    ))
 }
 
 fn main() -> ExitCode {

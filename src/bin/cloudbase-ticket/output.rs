@@ -17,6 +17,12 @@
 //!   written through: the regular file it points to is replaced, and the link stays. A link to
 //!   nothing is refused rather than followed, so that a planted link cannot make the program
 //!   create a file elsewhere.
+//! - An output that is one of the command's inputs (same device and inode, so also through a
+//!   symlink or a hard link) is refused before anything is read: [`refuse_input_as_output`].
+//! - `keygen` without `--force` suggests `--force` only for an existing regular file (or a link
+//!   to one); what `--force` would not fix is named as what it is ([`check_target`]).
+//! - `serve --state` is a SQLite database opened in place, not a renamed file: it has its own
+//!   checks and messages ([`state_target`]).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -25,7 +31,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tempfile::NamedTempFile;
 
-use crate::CliError;
+use crate::{CliError, ioerr};
 
 /// The temporary file being written, if any: the signal thread removes it before exiting.
 /// Held while the file is created, registered, renamed or dropped, so the signal thread never
@@ -88,6 +94,13 @@ fn kind_of(file_type: std::fs::FileType) -> &'static str {
 }
 
 fn not_regular(shown: &Path, kind: &str) -> CliError {
+    if kind == "a directory" {
+        return CliError::usage(format!(
+            "{} is a directory; give the path of a file (for example {})",
+            shown.display(),
+            shown.join("NAME").display()
+        ));
+    }
     CliError::usage(format!(
         "{} is {kind}, not a regular file: the output is written to a new file renamed onto the \
          target, which would remove it; give the path of a regular file",
@@ -97,7 +110,7 @@ fn not_regular(shown: &Path, kind: &str) -> CliError {
 
 /// Where a file written by renaming a new file onto `path` should go: `path` itself, or the
 /// regular file its symlink points to. Refuses anything else (see the module docs).
-pub(crate) fn rename_target(path: &Path) -> Result<PathBuf, CliError> {
+fn rename_target(path: &Path) -> Result<PathBuf, CliError> {
     match resolve(path)? {
         Target::Absent(p) | Target::File(p) => Ok(p),
     }
@@ -111,8 +124,9 @@ fn resolve(path: &Path) -> Result<Target, CliError> {
         }
         Err(e) => {
             return Err(CliError::usage(format!(
-                "cannot use {} for output: {e}",
-                path.display()
+                "cannot use {} for output: {}",
+                path.display(),
+                ioerr::words(&e)
             )));
         }
     };
@@ -131,13 +145,19 @@ fn resolve(path: &Path) -> Result<Target, CliError> {
             ))
         } else {
             CliError::usage(format!(
-                "cannot follow the symbolic link {}: {e}",
-                path.display()
+                "cannot follow the symbolic link {}: {}",
+                path.display(),
+                ioerr::words(&e)
             ))
         }
     })?;
-    let meta = std::fs::metadata(&real)
-        .map_err(|e| CliError::usage(format!("cannot use {} for output: {e}", real.display())))?;
+    let meta = std::fs::metadata(&real).map_err(|e| {
+        CliError::usage(format!(
+            "cannot use {} for output: {}",
+            real.display(),
+            ioerr::words(&e)
+        ))
+    })?;
     if !meta.file_type().is_file() {
         return Err(not_regular(path, kind_of(meta.file_type())));
     }
@@ -145,13 +165,111 @@ fn resolve(path: &Path) -> Result<Target, CliError> {
 }
 
 /// Refuse early, before slow work such as key generation, a target that [`OutputFile`] would
-/// refuse: not a regular file, a dangling link, or (with [`Existing::Keep`]) any existing
-/// path. The final rename checks again.
+/// refuse: not a regular file, a dangling link, or (with [`Existing::Keep`]) an existing file.
+/// The final rename checks again. What `--force` cannot fix (a directory, a device, a link to
+/// nothing) is named as such; only an existing regular file (or a link to one) suggests
+/// `--force`.
 pub(crate) fn check_target(path: &Path, existing: Existing) -> Result<(), CliError> {
-    if existing == Existing::Keep && std::fs::symlink_metadata(path).is_ok() {
-        return Err(exists(path));
+    match resolve(path)? {
+        Target::File(_) if existing == Existing::Keep => Err(exists(path)),
+        Target::File(_) | Target::Absent(_) => Ok(()),
     }
-    resolve(path).map(drop)
+}
+
+/// Where the emulator's SQLite state (`serve --state`) goes: `path` itself (created if
+/// missing), or the regular file its symlink points to (so that SQLite's `-wal` and `-shm`
+/// files sit next to the database). A directory, a device, a FIFO, a socket or a link to
+/// nothing is refused with a message about the state file, not about `--out`.
+pub(crate) fn state_target(path: &Path) -> Result<PathBuf, CliError> {
+    let give = "give the path of a database file, which is created if missing";
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
+        Err(e) => {
+            return Err(CliError::usage(format!(
+                "--state {}: {}",
+                path.display(),
+                ioerr::words(&e)
+            )));
+        }
+    };
+    let (real, meta) = if meta.file_type().is_symlink() {
+        let real = std::fs::canonicalize(path).map_err(|e| {
+            CliError::usage(if e.kind() == io::ErrorKind::NotFound {
+                format!(
+                    "--state {} is a symbolic link to a file that does not exist; {give}",
+                    path.display()
+                )
+            } else {
+                format!(
+                    "--state {}: cannot follow the symbolic link: {}",
+                    path.display(),
+                    ioerr::words(&e)
+                )
+            })
+        })?;
+        let meta = std::fs::metadata(&real).map_err(|e| {
+            CliError::usage(format!("--state {}: {}", real.display(), ioerr::words(&e)))
+        })?;
+        (real, meta)
+    } else {
+        (path.to_path_buf(), meta)
+    };
+    if meta.file_type().is_file() {
+        return Ok(real);
+    }
+    Err(CliError::usage(format!(
+        "--state {} is {}, not a database file; {give}",
+        path.display(),
+        kind_of(meta.file_type())
+    )))
+}
+
+/// The same file, by device and inode (through symlinks and hard links), else by canonical
+/// path.
+fn same_file(a: &Path, a_meta: &std::fs::Metadata, b: &Path) -> bool {
+    let Ok(b_meta) = std::fs::metadata(b) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        if a_meta.dev() == b_meta.dev() && a_meta.ino() == b_meta.ino() {
+            return true;
+        }
+    }
+    let _ = (a_meta, b_meta);
+    matches!(
+        (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+        (Ok(a), Ok(b)) if a == b
+    )
+}
+
+/// Refuse (exit 2) an output `out` (given as `out_flag`) that is one of the command's inputs,
+/// each `(how it was given, path)`: writing it would replace what the command reads. An output
+/// that does not exist yet cannot be an input. An input may be `/dev/stdin`, for `-`.
+pub(crate) fn refuse_input_as_output(
+    out_flag: &str,
+    out: &Path,
+    inputs: &[(String, &Path)],
+) -> Result<(), CliError> {
+    let Ok(out_meta) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    if !out_meta.is_file() {
+        return Ok(()); // refused later for what it is
+    }
+    match inputs
+        .iter()
+        .find(|(_, input)| same_file(out, &out_meta, input))
+    {
+        Some((given, _)) => Err(CliError::usage(format!(
+            "{out_flag} {} is the same file as {given}: the command would write over its own \
+             input; choose another path for {out_flag}",
+            out.display(),
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn exists(path: &Path) -> CliError {
@@ -180,18 +298,11 @@ impl OutputFile {
             .suffix(".tmp")
             .tempfile_in(&dir)
             .map_err(|e| {
-                let hint = match e.kind() {
-                    io::ErrorKind::NotFound => "; create the directory first",
-                    io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-                        "; choose a directory you can write to"
-                    }
-                    _ => "",
-                };
                 CliError::usage(format!(
-                    "cannot create {}: cannot create a file in {}: {}{hint}",
+                    "cannot create {}: cannot create a file in {}: {}",
                     path.display(),
                     dir.display(),
-                    io_message(&e)
+                    ioerr::create_in_dir(&dir, &e)
                 ))
             })?;
         #[cfg(unix)]
@@ -201,7 +312,11 @@ impl OutputFile {
             temp.as_file()
                 .set_permissions(std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| {
-                    CliError::failure(format!("cannot restrict {}: {e}", temp.path().display()))
+                    CliError::failure(format!(
+                        "cannot restrict {} to mode 0600: {}",
+                        temp.path().display(),
+                        ioerr::words(&e)
+                    ))
                 })?;
         }
         *pending = Some(temp.path().to_path_buf());
@@ -237,9 +352,10 @@ impl OutputFile {
                 exists(&self.shown)
             } else {
                 CliError::failure(format!(
-                    "cannot put {} in place: {}",
+                    "cannot put {} in place: {}{}",
                     self.shown.display(),
-                    io_message(&e.error)
+                    ioerr::words(&e.error),
+                    ioerr::write_hint(&e.error)
                 ))
             });
         }
@@ -253,7 +369,7 @@ impl OutputFile {
 
     /// The one-line message for a failed write, worded as `io_failure` words it.
     fn write_error(&self, e: &io::Error) -> CliError {
-        CliError::failure(format!("cannot write {}: {e}", self.shown.display()))
+        crate::io_failure(&self.shown.display().to_string(), e)
     }
 
     fn file(&mut self) -> &mut NamedTempFile {
@@ -278,15 +394,6 @@ impl Drop for OutputFile {
             *pending = None;
             drop(temp); // removes the file
         }
-    }
-}
-
-/// An I/O error without Rust's "(os error N)" suffix.
-fn io_message(e: &io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
     }
 }
 
@@ -319,8 +426,12 @@ fn watch_signals() -> Result<(), CliError> {
             let watched = [SIGINT, SIGTERM, SIGHUP]
                 .into_iter()
                 .filter(|&s| ignored & (1 << (s - 1)) == 0);
-            let mut signals = signal_hook::iterator::Signals::new(watched)
-                .map_err(|e| format!("cannot watch signals (to clean up on Ctrl-C): {e}"))?;
+            let mut signals = signal_hook::iterator::Signals::new(watched).map_err(|e| {
+                format!(
+                    "cannot watch signals (to clean up on Ctrl-C): {}",
+                    ioerr::words(&e)
+                )
+            })?;
             std::thread::Builder::new()
                 .name("signals".into())
                 .spawn(move || {
@@ -347,7 +458,7 @@ fn watch_signals() -> Result<(), CliError> {
                     }
                 })
                 .map(drop)
-                .map_err(|e| format!("cannot start the signal thread: {e}"))
+                .map_err(|e| format!("cannot start the signal thread: {}", ioerr::words(&e)))
         });
         installed.clone().map_err(CliError::failure)
     }

@@ -1,7 +1,6 @@
 //! `cloudbase-ticket serve`: the local CloudBase custom-login emulator.
 
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +12,7 @@ use cloudbase_ticket::emulator::{
     DEFAULT_PRUNE_INTERVAL, DEFAULT_REQUEST_TIMEOUT, Emulator, EmulatorError,
 };
 
-use crate::{CliError, KeySetArgs, output, write_stdout};
+use crate::{CliError, KeySetArgs, ioerr, output, write_stdout};
 
 pub(crate) const EXAMPLES: &str = "Examples:
   # an emulator on an ephemeral loopback port; its URL is the first line on stdout
@@ -44,16 +43,18 @@ or SIGTERM.";
 pub(crate) struct ServeArgs {
     #[command(flatten)]
     keys: KeySetArgs,
-    /// Address to listen on (port 0: any free port). Loopback only unless --allow-remote.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0")]
+    /// Address to listen on: IP:PORT, or localhost:PORT for 127.0.0.1:PORT (port 0: any free
+    /// port). Loopback only unless --allow-remote.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:0", value_parser = parse_addr)]
     addr: SocketAddr,
     /// Listen on a non-loopback --addr. The emulator trusts every ticket the key signs and its
     /// admin routes reset state: anyone who reaches it can sign in as anyone or wipe it.
     #[arg(long)]
     allow_remote: bool,
     /// Keep users, sessions and the token-signing key in this SQLite database (created with
-    /// mode 0600; one emulator per file). A JSON state file of an earlier version is imported
-    /// once and kept as FILE.v1.json.
+    /// mode 0600 if missing; one emulator per file; not a directory, a device or a
+    /// --credentials file). A JSON state file of an earlier version is imported once and kept
+    /// as FILE.v1.json.
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     state: Option<PathBuf>,
     /// Add the users of an export document (GET /emulator/v1/export) at start.
@@ -85,9 +86,14 @@ pub(crate) struct ServeArgs {
     /// Seconds between deletions of expired sessions (0: never).
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_PRUNE_INTERVAL.as_secs())]
     prune_interval: u64,
-    /// Worker threads (default: all cores).
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    threads: Option<NonZeroUsize>,
+    /// Worker threads, 1 to 1024 (default: all cores, at most 1024).
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = crate::parse_threads
+    )]
+    threads: Option<usize>,
     /// Also allow browser pages from ORIGIN (scheme://host[:port]) to call the emulator;
     /// repeatable. localhost, 127.0.0.1 and [::1] origins are always allowed.
     #[arg(
@@ -105,6 +111,26 @@ fn parse_max_connections(text: &str) -> Result<usize, String> {
     }
 }
 
+/// Parse `--addr`: an IP:PORT (`127.0.0.1:8787`, `[::1]:8787`), or `localhost:PORT`, which
+/// means `127.0.0.1:PORT` (not a name lookup: the emulator is for loopback, and `localhost`
+/// resolving to `::1` first would surprise clients that dial 127.0.0.1).
+fn parse_addr(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some((host, port)) = text.rsplit_once(':')
+        && host.eq_ignore_ascii_case("localhost")
+    {
+        return port
+            .parse::<u16>()
+            .map(|port| SocketAddr::from(([127, 0, 0, 1], port)))
+            .map_err(|_| format!("{port:?} is not a port (0 to 65535)"));
+    }
+    Err(format!(
+        "{text:?} is not IP:PORT; use for example 127.0.0.1:8787 (or localhost:8787)"
+    ))
+}
+
 fn emulator_error(e: EmulatorError) -> CliError {
     match e {
         EmulatorError::NoEnv
@@ -118,6 +144,19 @@ fn emulator_error(e: EmulatorError) -> CliError {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
+    if let Some(state) = &args.state {
+        // The database must not be a file this command reads.
+        let mut inputs: Vec<(String, &std::path::Path)> = args
+            .keys
+            .credentials
+            .iter()
+            .map(|path| (format!("--credentials {}", path.display()), path.as_path()))
+            .collect();
+        if let Some(import) = &args.import {
+            inputs.push((format!("--import {}", import.display()), import));
+        }
+        output::refuse_input_as_output("--state", state, &inputs)?;
+    }
     let keys = args.keys.load()?;
     let mut builder = Emulator::builder(&keys[0])
         .allow_remote(args.allow_remote)
@@ -133,9 +172,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         builder = builder.env(env.clone());
     }
     if let Some(path) = &args.state {
-        // The emulator saves by renaming a new file onto the path: never onto a device, a FIFO
-        // or a symlink (which would remove them); a symlink is written through (output.rs).
-        builder = builder.state_file(output::rename_target(path)?);
+        // A SQLite database, opened (or created) in place: a regular file or a missing path.
+        // A directory, a device, a FIFO or a link to nothing is refused here with a message
+        // about --state; a symlink to a regular file is followed, so that SQLite's -wal and
+        // -shm files sit next to the real database.
+        builder = builder.state_file(output::state_target(path)?);
     }
     for origin in &args.cors_origins {
         builder = builder.cors_origin(origin.clone());
@@ -151,19 +192,21 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
         Some(path) => Some((
             path,
             std::fs::read_to_string(path)
-                .map_err(|e| CliError::usage(format!("--import {}: {e}", path.display())))?,
+                .map_err(|e| ioerr::read_error("--import file", path, &e))?,
         )),
         None => None,
     };
-    let threads = args
-        .threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get);
+    let threads = crate::threads_or_all_cores(args.threads);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
         .enable_all()
         .build()
-        .map_err(|e| CliError::failure(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| {
+            CliError::failure(format!(
+                "cannot start the async runtime: {}",
+                ioerr::words(&e)
+            ))
+        })?;
     // The database is opened (and locked) inside the runtime: its reads use spawn_blocking.
     runtime.block_on(async move {
         let emulator = builder.build().map_err(emulator_error)?;
@@ -190,7 +233,9 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
 
 /// Wait for Ctrl-C, or SIGTERM on Unix.
 async fn wait_for_stop_signal() -> Result<(), CliError> {
-    let signal_error = |e: std::io::Error| CliError::failure(format!("cannot watch signals: {e}"));
+    let signal_error = |e: std::io::Error| {
+        CliError::failure(format!("cannot watch signals: {}", ioerr::words(&e)))
+    };
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
