@@ -20,6 +20,10 @@
 //!   holds the writer between two transactions for one last pass, so the WAL restarts.
 //! * **Exclusive.** An advisory lock (`flock`) on the database file, held while the store is
 //!   open, makes a second emulator on the same file refuse to start.
+//! * **Foreign files are left alone.** Before any pragma or write, the file is looked at
+//!   read-only (`check_ours`): it must be empty or an emulator state database (schema
+//!   version and the emulator's tables). Another application's SQLite database, or any other
+//!   file, is refused byte-identical, in its own journal mode, with no `-wal`/`-shm` left.
 //! * **Bounded.** A refresh token is one column of its session: rotating it overwrites the old
 //!   hash (a used token is gone at once). Sessions are deleted when they end (sign-out, revoke,
 //!   the per-user cap, expiry via [`Store::prune`]), so the database holds live sessions only.
