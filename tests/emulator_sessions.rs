@@ -924,3 +924,95 @@ async fn the_emulator_host_variable_points_the_client_at_the_emulator() {
     assert_eq!(server.stats().user_me, 1);
     server.shutdown().await.unwrap();
 }
+
+/// Admin routes refuse browser requests from origins outside the CORS list (a cross-site
+/// "simple" POST would otherwise reach them: the browser is on loopback) and requests a
+/// browser marks `Sec-Fetch-Site: cross-site`; loopback and configured origins, and clients
+/// that send no Origin (test harnesses, curl), are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_refuse_cross_site_browser_requests() {
+    let emulator = Emulator::builder(&main_credentials())
+        .cors_origin("https://app.example.com")
+        .build()
+        .unwrap();
+    let (server, client) = start(emulator).await;
+    let issuer = Issuer::new(main_credentials()).unwrap();
+    let a = sign_in(&client, &issuer, "user_0001").await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let evil = "http://evil.example";
+    let fault = r#"{"route":"/auth/v1/signin/custom","count":1000,"status":503}"#;
+
+    let refused = [
+        http.post(url("/emulator/v1/faults"))
+            .header("origin", evil)
+            .header("content-type", "text/plain")
+            .body(fault),
+        http.post(url(&format!("/emulator/v1/users/{}/revoke", a.sub)))
+            .header("origin", evil)
+            .header("content-type", "text/plain"),
+        http.put(url("/emulator/v1/clock"))
+            .header("origin", evil)
+            .body(r#"{"offset_ms":86400000}"#),
+        http.delete(url("/emulator/v1/users"))
+            .header("origin", "null"),
+        http.get(url("/emulator/v1/users")).header("origin", evil),
+        http.get(url("/emulator/v1/export"))
+            .header("origin", "http://localhost.evil.example"),
+        // A browser request that carries no Origin (an <img> or <script> load, a form GET)
+        // still says where it comes from.
+        http.get(url("/emulator/v1/users"))
+            .header("sec-fetch-site", "cross-site"),
+        http.post(url("/emulator/v1/faults"))
+            .header("sec-fetch-site", "cross-site")
+            .body(fault),
+    ];
+    for request in refused {
+        let (status, body) = call(request).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("permission_denied")),
+            "{body}"
+        );
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains("--cors-origin"), "{description}");
+        assert!(!description.contains('\n'), "{description}");
+    }
+    // Nothing changed: no fault armed, the clock not moved, the user's session alive.
+    let again = sign_in(&client, &issuer, "user_0001").await;
+    assert_eq!(again.sub, a.sub);
+    let (_, clock) = call(http.get(url("/emulator/v1/clock"))).await;
+    assert_eq!(clock["offset_ms"], 0);
+    assert_eq!(server.emulator().live_sessions().await.unwrap(), 2);
+
+    // Loopback origins (any port), configured origins, and same-origin or user-initiated
+    // requests are served.
+    for (origin, site) in [
+        (Some("http://localhost:5173"), Some("cross-site")),
+        (Some("http://127.0.0.1:8080"), None),
+        (Some("https://app.example.com"), Some("cross-site")),
+        (None, Some("same-origin")),
+        (None, Some("same-site")),
+        (None, Some("none")),
+        (None, None),
+    ] {
+        let mut request = http.get(url("/emulator/v1/users"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let (status, body) = call(request).await;
+        assert_eq!(status, 200, "{origin:?} {site:?}: {body}");
+    }
+    let (status, _) = call(
+        http.post(url("/emulator/v1/faults"))
+            .header("origin", "http://[::1]:3000")
+            .header("content-type", "text/plain")
+            .body(r#"{"route":"/auth/v1/token","status":429}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.shutdown().await.unwrap();
+}
