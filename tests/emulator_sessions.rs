@@ -1016,3 +1016,91 @@ async fn admin_routes_refuse_cross_site_browser_requests() {
     assert_eq!(status, 200);
     server.shutdown().await.unwrap();
 }
+
+/// Send a request head declaring `content_length` and a 2-byte body over raw TCP, and read
+/// the answer: `(status, JSON body)`. Bounded: 5 s in all.
+async fn declared_length_answer(
+    url: &str,
+    method: &str,
+    path: &str,
+    content_length: u64,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = url.trim_start_matches("http://").to_string();
+    let exchange = async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: text/plain\r\n\
+             content-length: {content_length}\r\n\r\n{{}}"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .expect("a content-length in the answer");
+                if body.len() >= length || n == 0 {
+                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    return (status, serde_json::from_str(&body[..length]).unwrap());
+                }
+            }
+            assert!(n > 0, "connection closed before an answer: {text:?}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 5 s"))
+}
+
+/// A declared Content-Length over the body limit is refused at once (413, the JSON of a real
+/// oversized body; the v1 protocol's EXCEED_REQUEST_SIZE_LIMIT on /web), not after the request
+/// timeout while the server waits for a body that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_declared_content_length_gets_413_at_once() {
+    let (server, _client) = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let url = server.url().to_string();
+    let started = Instant::now();
+    for (method, path) in [
+        ("POST", "/auth/v1/signin/custom"),
+        ("POST", "/auth/v1/token"),
+        ("POST", "/auth/v1/revoke"),
+        ("POST", "/auth/v1/user/signout"),
+        ("POST", "/emulator/v1/faults"),
+        ("PUT", "/emulator/v1/clock"),
+    ] {
+        for length in [99_999_999_999, 65_537] {
+            let (status, body) = declared_length_answer(&url, method, path, length).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (413, Some("invalid_argument")),
+                "{method} {path} {length}: {body}"
+            );
+            assert_eq!(
+                body["error_description"], "request body is over the 65536-byte limit",
+                "{method} {path}"
+            );
+        }
+    }
+    let (status, body) = declared_length_answer(&url, "POST", "/web", 99_999_999_999).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], "EXCEED_REQUEST_SIZE_LIMIT", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The limit itself is allowed: a request declaring 2 bytes that sends them is served.
+    let (status, _) = declared_length_answer(&url, "POST", "/auth/v1/signin/custom", 2).await;
+    assert_eq!(status, 400, "an empty object: provider_id is missing");
+    server.shutdown().await.unwrap();
+}

@@ -84,8 +84,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
 }
 
 /// The whole router, built in one place. Layers, innermost first: the admin guard (admin
-/// routes only), fault injection + request log + request timeout ([`observe`]), the body
-/// limit, panic recovery, and outermost CORS, so that every answer (errors, 404s, panics)
+/// routes only), the declared-length check ([`declared_length`]), fault injection + request
+/// log + request timeout ([`observe`]), the body limit, panic recovery, and outermost CORS, so that every answer (errors, 404s, panics)
 /// carries the CORS headers.
 pub(crate) fn router(state: Shared) -> Router {
     let max_body = state.max_body_bytes;
@@ -107,6 +107,10 @@ pub(crate) fn router(state: Shared) -> Router {
     api.merge(emulator)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            declared_length,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             observe::observe,
@@ -300,6 +304,18 @@ pub(crate) fn fail(state: &AppState, failure: Failure) -> Response {
     failure.into_response()
 }
 
+/// The 413 of a body over the size limit.
+fn too_large(state: &AppState) -> Failure {
+    Failure::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::InvalidArgument,
+        format!(
+            "request body is over the {}-byte limit",
+            state.max_body_bytes
+        ),
+    )
+}
+
 /// The request body, or a CloudBase-shaped error (413 over the size limit, else 400).
 pub(crate) fn body_bytes(
     state: &AppState,
@@ -307,18 +323,35 @@ pub(crate) fn body_bytes(
 ) -> Result<Bytes, Failure> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Kind::InvalidArgument,
-                format!(
-                    "request body is over the {}-byte limit",
-                    state.max_body_bytes
-                ),
-            )
+            too_large(state)
         } else {
             Failure::bad_request("request body could not be read")
         }
     })
+}
+
+/// Refuse at once a request whose declared `Content-Length` is over the body limit, with the
+/// answer a body found too large while reading gets (413; on `/web` the v1 protocol's
+/// `EXCEED_REQUEST_SIZE_LIMIT`). Reading would wait for bytes the client may never send, and
+/// answer 408 only at the request timeout (or never, on the admin routes, which have none).
+async fn declared_length(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = u64::try_from(state.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit) {
+        if request.uri().path() == "/web" {
+            return super::v1::too_large(&state);
+        }
+        return fail(&state, too_large(&state));
+    }
+    next.run(request).await
 }
 
 /// The fields of a JSON object body, each kept as raw JSON until a handler asks for it with

@@ -106,7 +106,8 @@
 //! * `POST /auth/v1/revoke` answers 200 `{}` for a token it does not know (as RFC 7009 §2.2),
 //!   and also accepts a refresh token.
 //! * Errors are `{"error","error_code","error_description"}`: `invalid_argument` (400; 413 for
-//!   a body over the limit; 405 for a wrong method), `unauthenticated` (401: bad signature,
+//!   a body over the limit, at once when its declared `Content-Length` is; 405 for a wrong
+//!   method), `unauthenticated` (401: bad signature,
 //!   unknown key id, expired ticket, bad bearer, ended session), `permission_denied` (403:
 //!   ticket for another env; admin route from a non-loopback peer or another web page), `invalid_grant` (400:
 //!   unknown, used or expired refresh token), `not_found` (404), `deadline_exceeded` (408: the

@@ -196,6 +196,28 @@ pub(crate) async fn web(
     }
 }
 
+fn too_large_failure(state: &AppState) -> Failure {
+    fail(
+        Code::ExceedRequestSizeLimit,
+        format!(
+            "request body is over the {}-byte limit",
+            state.max_body_bytes
+        ),
+    )
+}
+
+/// The answer to a request whose declared `Content-Length` is over the body limit (counted as
+/// an error): the `EXCEED_REQUEST_SIZE_LIMIT` a body found too large gets.
+pub(crate) fn too_large(state: &AppState) -> Response {
+    state.stats.errors.fetch_add(1, Ordering::Relaxed);
+    let failure = too_large_failure(state);
+    answer(
+        object(json!({"code": failure.code.name(), "message": failure.message})),
+        None,
+        StatusCode::OK,
+    )
+}
+
 type Served<'a> = Result<(Option<&'a AtomicU64>, Map<String, Value>), Failure>;
 
 async fn serve<'a>(
@@ -209,13 +231,7 @@ async fn serve<'a>(
         .map_err(|_| fail(Code::InvalidCommonParam, "query string is malformed"))?;
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            fail(
-                Code::ExceedRequestSizeLimit,
-                format!(
-                    "request body is over the {}-byte limit",
-                    state.max_body_bytes
-                ),
-            )
+            too_large_failure(state)
         } else {
             fail(Code::InvalidCommonParam, "request body could not be read")
         }
