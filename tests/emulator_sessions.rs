@@ -976,7 +976,10 @@ async fn admin_routes_refuse_cross_site_browser_requests() {
         );
         let description = body["error_description"].as_str().unwrap();
         assert!(description.contains("--cors-origin"), "{description}");
-        assert!(!description.contains('\n'), "{description}");
+        assert!(
+            !description.contains('\n') && !description.contains("  "),
+            "{description}"
+        );
     }
     // Nothing changed: no fault armed, the clock not moved, the user's session alive.
     let again = sign_in(&client, &issuer, "user_0001").await;
@@ -1102,5 +1105,66 @@ async fn an_oversized_declared_content_length_gets_413_at_once() {
     // The limit itself is allowed: a request declaring 2 bytes that sends them is served.
     let (status, _) = declared_length_answer(&url, "POST", "/auth/v1/signin/custom", 2).await;
     assert_eq!(status, 400, "an empty object: provider_id is missing");
+    server.shutdown().await.unwrap();
+}
+
+/// A required string field sent empty (or only whitespace) is called empty, not missing, and
+/// the message says what to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_field_is_called_empty_not_missing() {
+    let (server, _client) = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let cases = [
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom","ticket":""}"#,
+            "ticket is empty",
+        ),
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom","ticket":"  "}"#,
+            "ticket is empty",
+        ),
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom"}"#,
+            "ticket is missing",
+        ),
+        (
+            "/auth/v1/token",
+            r#"{"grant_type":"refresh_token","refresh_token":""}"#,
+            "refresh_token is empty",
+        ),
+        (
+            "/auth/v1/token",
+            r#"{"grant_type":"refresh_token"}"#,
+            "refresh_token is missing",
+        ),
+        ("/auth/v1/revoke", r#"{"token":""}"#, "token is empty"),
+        ("/auth/v1/revoke", r#"{}"#, "token is missing"),
+    ];
+    for (path, body, want) in cases {
+        let (status, answer) = call(http.post(url(path)).body(body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_argument")),
+            "{path} {body}: {answer}"
+        );
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with(want) && description.len() > want.len() + 10,
+            "{path} {body}: {description}"
+        );
+    }
+    let (status, answer) = call(http.get(url("/auth/v1/token/introspect?token="))).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("token is empty"),
+        "{answer}"
+    );
     server.shutdown().await.unwrap();
 }

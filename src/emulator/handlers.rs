@@ -433,6 +433,46 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Why a required string field cannot be used, if it cannot: absent ("NAME is missing"), or
+/// present but empty or only whitespace ("NAME is empty", with `empty_cause`, the likely
+/// reason). Both say what to send (`what`). Shared by both protocols.
+pub(crate) fn missing_or_empty(
+    name: &str,
+    value: Option<&str>,
+    what: &str,
+    empty_cause: &str,
+) -> Option<String> {
+    match value {
+        None => Some(format!("{name} is missing; send {what}")),
+        Some("") => Some(format!("{name} is empty ({empty_cause}); send {what}")),
+        Some(v) if v.trim().is_empty() => Some(format!(
+            "{name} is empty, only whitespace ({empty_cause}); send {what}"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// What to send as a ticket, for [`missing_or_empty`].
+pub(crate) const TICKET_WHAT: &str = "the ticket your server created for the user with \
+     node-sdk createTicket, Issuer::create_ticket or `cloudbase-ticket issue`";
+/// The likely cause of an empty ticket.
+pub(crate) const TICKET_EMPTY_CAUSE: &str =
+    "did getting it from your server fail, or run after the sign-in?";
+
+/// A required string field of a client route (see [`missing_or_empty`]).
+fn required<'a>(
+    fields: &Fields<'a>,
+    name: &str,
+    what: &str,
+    empty_cause: &str,
+) -> Result<Cow<'a, str>, Failure> {
+    let value = fields.string(name)?;
+    match missing_or_empty(name, value.as_deref(), what, empty_cause) {
+        Some(why) => Err(Failure::bad_request(why)),
+        None => Ok(value.unwrap_or_default()),
+    }
+}
+
 #[derive(Deserialize)]
 pub(crate) struct ClientQuery {
     #[serde(default)]
@@ -562,13 +602,9 @@ async fn sign_in_inner(
             ));
         }
     }
-    let ticket = fields.string("ticket")?;
-    let ticket = ticket
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| Failure::bad_request("ticket is missing"))?;
+    let ticket = required(&fields, "ticket", TICKET_WHAT, TICKET_EMPTY_CAUSE)?;
     let now_ms = state.clock.now_ms();
-    let (session, secret) = start_session(state, ticket, now_ms)
+    let (session, secret) = start_session(state, &ticket, now_ms)
         .await
         .map_err(|e| match e {
             SessionStart::Ticket(e) => verify_failure(&e),
@@ -703,17 +739,18 @@ async fn token_inner(
             ));
         }
     }
-    let refresh_token = fields.string("refresh_token")?;
-    let refresh_token = refresh_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::bad_request("refresh_token is missing"))?;
+    let refresh_token = required(
+        &fields,
+        "refresh_token",
+        "the refresh_token of the last sign-in or refresh answer",
+        "was it stored after the sign-in?",
+    )?;
     let now_ms = state.clock.now_ms();
     let (secret, new_hash) = new_refresh_secret();
     let session = state
         .store
         .refresh(
-            refresh_key(refresh_token),
+            refresh_key(&refresh_token),
             now_ms,
             new_hash,
             state.refresh_ttl_ms,
@@ -863,11 +900,13 @@ async fn revoke_inner(
     let bytes = client_body(state, q, body)?;
     let fields = client_fields(state, &bytes)?;
     fields.string("token_type_hint")?;
-    let token = fields.string("token")?;
-    let token = token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::bad_request("token is missing; expected the access token"))?;
+    let token = required(
+        &fields,
+        "token",
+        "the access token (or refresh token) whose session to end",
+        "was the user signed in?",
+    )?;
+    let token = token.as_ref();
     if token.matches('.').count() == 2 {
         if let Ok(access) = check_access_token(state, token).await {
             state
@@ -952,10 +991,15 @@ async fn introspect(
             Some(token) => token.to_string(),
             None => bearer(&headers)
                 .map_err(|_| {
-                    Failure::bad_request(
-                        "token is missing: give ?token=<access_token> or Authorization: \
-                         Bearer <access_token>",
-                    )
+                    Failure::bad_request(format!(
+                        "token is {}: give ?token=<access_token> or Authorization: Bearer \
+                         <access_token>",
+                        if q.token.is_some() {
+                            "empty"
+                        } else {
+                            "missing"
+                        }
+                    ))
                 })?
                 .to_string(),
         };
