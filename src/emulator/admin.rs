@@ -45,10 +45,9 @@ fn cross_site_refusal(state: &super::AppState, request: &Request) -> Option<Stri
             return None;
         }
         return Some(format!(
-            "admin routes refuse browser requests from origin {:?}: only loopback origins and \
-             those given to serve --cors-origin may call them, so that another web page cannot \
+            "admin routes refuse requests from web page origin {:?}, so another page cannot \
              change the emulator's state; call them without an Origin header (a test harness, \
-             curl), or add the origin with serve --cors-origin",
+             curl), or allow the origin with serve --cors-origin",
             shorten(&String::from_utf8_lossy(origin.as_bytes()))
         ));
     }
@@ -56,10 +55,9 @@ fn cross_site_refusal(state: &super::AppState, request: &Request) -> Option<Stri
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
     cross_site.then(|| {
-        "admin routes refuse cross-site browser requests (Sec-Fetch-Site: cross-site), so that \
-         another web page cannot change the emulator's state; open the URL directly, call it \
-         from a test harness or curl, or from a page on a loopback origin or one given to \
-         serve --cors-origin"
+        "admin routes refuse cross-site browser requests (Sec-Fetch-Site: cross-site), so \
+         another page cannot change the emulator's state; open the URL directly, use a test \
+         harness or curl, or allow the page's origin with serve --cors-origin"
             .to_string()
     })
 }
