@@ -362,3 +362,47 @@ fn kill_9_during_load_loses_nothing_answered_and_redeems_nothing_twice() {
         kill_trial(trial, 300, 1500);
     }
 }
+
+/// `serve --state app.db` where app.db is another application's SQLite database (rollback
+/// journal, as `sqlite3 app.db "create table notes(x); insert into notes values(1)"` makes
+/// it): exit 2 with one line naming the file, and the file left byte-identical, still in its
+/// journal mode, with no -wal/-shm files next to it.
+#[test]
+fn serve_refuses_another_applications_sqlite_database_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("app.db");
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    conn.execute_batch("create table notes(x); insert into notes values(1);")
+        .unwrap();
+    drop(conn);
+    let journal_mode = || -> String {
+        rusqlite::Connection::open_with_flags(&state, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .query_row("pragma journal_mode", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(journal_mode(), "delete");
+    let before = std::fs::read(&state).unwrap();
+
+    let out = serve_output(&["--addr", "127.0.0.1:0"], &state);
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out.stderr);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("not an emulator state database") && errors[0].contains("app.db"),
+        "{errors:?}"
+    );
+    assert!(out.stdout.is_empty());
+
+    assert!(
+        std::fs::read(&state).unwrap() == before,
+        "the file's bytes changed"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app.db"], "no -wal/-shm/-journal files left");
+    assert_eq!(journal_mode(), "delete");
+}

@@ -924,3 +924,251 @@ async fn the_emulator_host_variable_points_the_client_at_the_emulator() {
     assert_eq!(server.stats().user_me, 1);
     server.shutdown().await.unwrap();
 }
+
+/// Admin routes refuse browser requests from origins outside the CORS list (a cross-site
+/// "simple" POST would otherwise reach them: the browser is on loopback) and requests a
+/// browser marks `Sec-Fetch-Site: cross-site`; loopback and configured origins, and clients
+/// that send no Origin (test harnesses, curl), are served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_refuse_cross_site_browser_requests() {
+    let emulator = Emulator::builder(&main_credentials())
+        .cors_origin("https://app.example.com")
+        .build()
+        .unwrap();
+    let (server, client) = start(emulator).await;
+    let issuer = Issuer::new(main_credentials()).unwrap();
+    let a = sign_in(&client, &issuer, "user_0001").await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let evil = "http://evil.example";
+    let fault = r#"{"route":"/auth/v1/signin/custom","count":1000,"status":503}"#;
+
+    let refused = [
+        http.post(url("/emulator/v1/faults"))
+            .header("origin", evil)
+            .header("content-type", "text/plain")
+            .body(fault),
+        http.post(url(&format!("/emulator/v1/users/{}/revoke", a.sub)))
+            .header("origin", evil)
+            .header("content-type", "text/plain"),
+        http.put(url("/emulator/v1/clock"))
+            .header("origin", evil)
+            .body(r#"{"offset_ms":86400000}"#),
+        http.delete(url("/emulator/v1/users"))
+            .header("origin", "null"),
+        http.get(url("/emulator/v1/users")).header("origin", evil),
+        http.get(url("/emulator/v1/export"))
+            .header("origin", "http://localhost.evil.example"),
+        // A browser request that carries no Origin (an <img> or <script> load, a form GET)
+        // still says where it comes from.
+        http.get(url("/emulator/v1/users"))
+            .header("sec-fetch-site", "cross-site"),
+        http.post(url("/emulator/v1/faults"))
+            .header("sec-fetch-site", "cross-site")
+            .body(fault),
+    ];
+    for request in refused {
+        let (status, body) = call(request).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("permission_denied")),
+            "{body}"
+        );
+        let description = body["error_description"].as_str().unwrap();
+        assert!(description.contains("--cors-origin"), "{description}");
+        assert!(
+            !description.contains('\n')
+                && !description.contains("  ")
+                && description.chars().count() < 300,
+            "{description}"
+        );
+    }
+    // Nothing changed: no fault armed, the clock not moved, the user's session alive.
+    let again = sign_in(&client, &issuer, "user_0001").await;
+    assert_eq!(again.sub, a.sub);
+    let (_, clock) = call(http.get(url("/emulator/v1/clock"))).await;
+    assert_eq!(clock["offset_ms"], 0);
+    assert_eq!(server.emulator().live_sessions().await.unwrap(), 2);
+
+    // Loopback origins (any port), configured origins, and same-origin or user-initiated
+    // requests are served.
+    for (origin, site) in [
+        (Some("http://localhost:5173"), Some("cross-site")),
+        (Some("http://127.0.0.1:8080"), None),
+        (Some("https://app.example.com"), Some("cross-site")),
+        (None, Some("same-origin")),
+        (None, Some("same-site")),
+        (None, Some("none")),
+        (None, None),
+    ] {
+        let mut request = http.get(url("/emulator/v1/users"));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = site {
+            request = request.header("sec-fetch-site", site);
+        }
+        let (status, body) = call(request).await;
+        assert_eq!(status, 200, "{origin:?} {site:?}: {body}");
+    }
+    let (status, _) = call(
+        http.post(url("/emulator/v1/faults"))
+            .header("origin", "http://[::1]:3000")
+            .header("content-type", "text/plain")
+            .body(r#"{"route":"/auth/v1/token","status":429}"#),
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.shutdown().await.unwrap();
+}
+
+/// Send a request head declaring `content_length` and a 2-byte body over raw TCP, and read
+/// the answer: `(status, JSON body)`. Bounded: 5 s in all.
+async fn declared_length_answer(
+    url: &str,
+    method: &str,
+    path: &str,
+    content_length: u64,
+) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let addr = url.trim_start_matches("http://").to_string();
+    let exchange = async move {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: text/plain\r\n\
+             content-length: {content_length}\r\n\r\n{{}}"
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse::<usize>().ok())?
+                    })
+                    .expect("a content-length in the answer");
+                if body.len() >= length || n == 0 {
+                    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+                    return (status, serde_json::from_str(&body[..length]).unwrap());
+                }
+            }
+            assert!(n > 0, "connection closed before an answer: {text:?}");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {path}: no answer within 5 s"))
+}
+
+/// A declared Content-Length over the body limit is refused at once (413, the JSON of a real
+/// oversized body; the v1 protocol's EXCEED_REQUEST_SIZE_LIMIT on /web), not after the request
+/// timeout while the server waits for a body that never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_declared_content_length_gets_413_at_once() {
+    let (server, _client) = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let url = server.url().to_string();
+    let started = Instant::now();
+    for (method, path) in [
+        ("POST", "/auth/v1/signin/custom"),
+        ("POST", "/auth/v1/token"),
+        ("POST", "/auth/v1/revoke"),
+        ("POST", "/auth/v1/user/signout"),
+        ("POST", "/emulator/v1/faults"),
+        ("PUT", "/emulator/v1/clock"),
+    ] {
+        for length in [99_999_999_999, 65_537] {
+            let (status, body) = declared_length_answer(&url, method, path, length).await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (413, Some("invalid_argument")),
+                "{method} {path} {length}: {body}"
+            );
+            assert_eq!(
+                body["error_description"], "request body is over the 65536-byte limit",
+                "{method} {path}"
+            );
+        }
+    }
+    let (status, body) = declared_length_answer(&url, "POST", "/web", 99_999_999_999).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], "EXCEED_REQUEST_SIZE_LIMIT", "{body}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The limit itself is allowed: a request declaring 2 bytes that sends them is served.
+    let (status, _) = declared_length_answer(&url, "POST", "/auth/v1/signin/custom", 2).await;
+    assert_eq!(status, 400, "an empty object: provider_id is missing");
+    server.shutdown().await.unwrap();
+}
+
+/// A required string field sent empty (or only whitespace) is called empty, not missing, and
+/// the message says what to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_field_is_called_empty_not_missing() {
+    let (server, _client) = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", server.url());
+    let cases = [
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom","ticket":""}"#,
+            "ticket is empty",
+        ),
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom","ticket":"  "}"#,
+            "ticket is empty",
+        ),
+        (
+            "/auth/v1/signin/custom",
+            r#"{"provider_id":"custom"}"#,
+            "ticket is missing",
+        ),
+        (
+            "/auth/v1/token",
+            r#"{"grant_type":"refresh_token","refresh_token":""}"#,
+            "refresh_token is empty",
+        ),
+        (
+            "/auth/v1/token",
+            r#"{"grant_type":"refresh_token"}"#,
+            "refresh_token is missing",
+        ),
+        ("/auth/v1/revoke", r#"{"token":""}"#, "token is empty"),
+        ("/auth/v1/revoke", r#"{}"#, "token is missing"),
+    ];
+    for (path, body, want) in cases {
+        let (status, answer) = call(http.post(url(path)).body(body)).await;
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some("invalid_argument")),
+            "{path} {body}: {answer}"
+        );
+        let description = answer["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with(want)
+                && description.len() > want.len() + 10
+                && description.chars().count() < 300,
+            "{path} {body}: {description}"
+        );
+    }
+    let (status, answer) = call(http.get(url("/auth/v1/token/introspect?token="))).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error_description"]
+            .as_str()
+            .unwrap()
+            .starts_with("token is empty"),
+        "{answer}"
+    );
+    server.shutdown().await.unwrap();
+}

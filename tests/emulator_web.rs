@@ -729,3 +729,78 @@ async fn v1_ticket_for_another_env_is_refused() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A v1 parameter sent empty is called empty, not missing (null or absent is missing), and
+/// the message says what to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_an_empty_parameter_is_called_empty_not_missing() {
+    let server = start(Emulator::new(&main_credentials()).unwrap()).await;
+    let cases = [
+        (
+            "auth.signInWithTicket",
+            json!({"ticket": ""}),
+            "INVALID_PARAM",
+            "ticket is empty",
+        ),
+        (
+            "auth.signInWithTicket",
+            json!({"ticket": " "}),
+            "INVALID_PARAM",
+            "ticket is empty",
+        ),
+        (
+            "auth.signInWithTicket",
+            json!({}),
+            "INVALID_PARAM",
+            "ticket is missing",
+        ),
+        (
+            "auth.fetchAccessTokenWithRefreshToken",
+            json!({"refresh_token": ""}),
+            "SIGN_PARAM_INVALID",
+            "refresh_token is empty",
+        ),
+        (
+            "auth.fetchAccessTokenWithRefreshToken",
+            json!({"refresh_token": null}),
+            "SIGN_PARAM_INVALID",
+            "refresh_token is missing",
+        ),
+        (
+            "auth.getUserInfo",
+            json!({"access_token": ""}),
+            "INVALID_ACCESS_TOKEN",
+            "access_token is empty",
+        ),
+        (
+            "auth.getUserInfo",
+            json!({}),
+            "INVALID_ACCESS_TOKEN",
+            "access_token is missing",
+        ),
+        (
+            "auth.logout",
+            json!({"refresh_token": ""}),
+            "INVALID_PARAM",
+            "refresh_token is empty",
+        ),
+        (
+            "auth.logout",
+            json!({}),
+            "INVALID_PARAM",
+            "refresh_token is missing",
+        ),
+    ];
+    for (name, params, code, want) in cases {
+        let answer = call(&server, name, params.clone()).await;
+        assert_code(&answer, code);
+        let message = answer.text("message");
+        assert!(
+            message.starts_with(want)
+                && message.len() > want.len() + 10
+                && message.chars().count() < 300,
+            "{name} {params}: {message}"
+        );
+    }
+    server.shutdown().await.unwrap();
+}

@@ -735,3 +735,101 @@ async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
     assert_eq!(again.sub, tokens.sub);
     server.shutdown().await.unwrap();
 }
+
+/// Another application's SQLite database given as the state file: refused, and left exactly
+/// as it was (bytes, permissions, journal mode; no -wal/-shm/-journal files next to it), in
+/// rollback-journal and in WAL mode, with and without a schema version of its own.
+#[test]
+fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
+    let dir = tempfile::tempdir().unwrap();
+    let creds = main_credentials();
+    let cases: [(&str, &str); 4] = [
+        (
+            "delete.db",
+            "create table notes(x); insert into notes values(1);",
+        ),
+        (
+            "wal.db",
+            "pragma journal_mode = wal; create table notes(x); insert into notes values(1);",
+        ),
+        (
+            "versioned.db",
+            "pragma user_version = 1; create table notes(x); insert into notes values(1);",
+        ),
+        (
+            "versioned_wal.db",
+            "pragma journal_mode = wal; pragma user_version = 1; create table meta(k, v);",
+        ),
+    ];
+    for (name, sql) in cases {
+        let path = dir.path().join(name);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(sql).unwrap();
+        let mode_before: String = conn
+            .query_row("pragma journal_mode", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        let files_before = listing();
+        let bytes_before = std::fs::read(&path).unwrap();
+        let meta_before = std::fs::metadata(&path).unwrap();
+
+        let err = Emulator::builder(&creds)
+            .state_file(&path)
+            .build()
+            .expect_err(name)
+            .to_string();
+        assert!(
+            err.contains("not an emulator state database"),
+            "{name}: {err}"
+        );
+        assert!(err.contains(name), "{name}: {err}");
+
+        assert!(
+            std::fs::read(&path).unwrap() == bytes_before,
+            "{name}: the file's bytes changed"
+        );
+        assert_eq!(listing(), files_before, "{name}: files next to it");
+        let meta_after = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            meta_after.permissions(),
+            meta_before.permissions(),
+            "{name}: mode"
+        );
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let mode_after: String = conn
+            .query_row("pragma journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode_after, mode_before, "{name}: journal mode");
+        drop(conn);
+        // Reading it back (above) must not leave files either; clean up for the next case.
+        for suffix in ["-wal", "-shm"] {
+            let mut side = path.clone().into_os_string();
+            side.push(suffix);
+            let _ = std::fs::remove_file(side);
+        }
+    }
+    // An empty SQLite database (no tables, no version) is taken, as a new file is.
+    let path = dir.path().join("empty.db");
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("vacuum")
+        .unwrap();
+    Emulator::builder(&creds).state_file(&path).build().unwrap();
+}

@@ -2,6 +2,14 @@
 //!
 //! Admin routes answer loopback peers only, unless an admin token is set: then every caller
 //! must send `Authorization: Bearer <token>` (compared in constant time).
+//!
+//! Browser requests are refused unless they come from an allowed CORS origin (loopback, or
+//! given to `cors_origin`): a request whose `Origin` is another (or `null`), or that carries no
+//! `Origin` but `Sec-Fetch-Site: cross-site`, gets 403. A page the developer opens elsewhere
+//! could otherwise change the emulator's state with a "simple" cross-site request (a `POST`
+//! with `text/plain` needs no preflight, and the browser runs on loopback, so the peer check
+//! lets it through). Test harnesses and curl send no `Origin` and are not affected; the users
+//! page reads the admin routes from its own origin with same-origin `GET`s, which carry none.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -29,9 +37,40 @@ const USERS_MAX_LIMIT: u64 = 100_000;
 /// Largest clock offset: ±100 years, in ms.
 const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
 
-/// Let the request through if the peer is on loopback (no admin token), or if it carries the
-/// admin token.
+/// Why a browser request may not reach the admin routes, if it may not (see the module docs).
+fn cross_site_refusal(state: &super::AppState, request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        if super::cors::is_allowed_origin(origin, &state.cors_origins) {
+            return None;
+        }
+        return Some(format!(
+            "admin routes refuse requests from web page origin {:?}, so another page cannot \
+             change the emulator's state; call them without an Origin header (a test harness, \
+             curl), or allow the origin with serve --cors-origin",
+            shorten(&String::from_utf8_lossy(origin.as_bytes()))
+        ));
+    }
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+    cross_site.then(|| {
+        "admin routes refuse cross-site browser requests (Sec-Fetch-Site: cross-site), so \
+         another page cannot change the emulator's state; open the URL directly, use a test \
+         harness or curl, or allow the page's origin with serve --cors-origin"
+            .to_string()
+    })
+}
+
+/// Refuse cross-site browser requests (see the module docs), then let the request through if
+/// the peer is on loopback (no admin token), or if it carries the admin token.
 pub(crate) async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    if let Some(why) = cross_site_refusal(&state, &request) {
+        return fail(
+            &state,
+            Failure::new(StatusCode::FORBIDDEN, Kind::PermissionDenied, why),
+        );
+    }
     match &state.admin_token_sha256 {
         Some(expected) => {
             let given = request

@@ -100,12 +100,19 @@ pub(crate) fn parse_origin(text: &str) -> Result<HeaderValue, &'static str> {
     HeaderValue::from_str(&origin).map_err(|_| "not a valid header value")
 }
 
+/// Whether a browser page of `origin` may call the emulator: a loopback origin
+/// ([`is_loopback_origin`]) or one of the configured `extra` origins (exact match, as
+/// [`parse_origin`] lowercased them).
+pub(crate) fn is_allowed_origin(origin: &HeaderValue, extra: &[HeaderValue]) -> bool {
+    is_loopback_origin(origin.as_bytes()) || extra.iter().any(|o| o == origin)
+}
+
 /// The CORS layer: loopback origins and the configured `extra` origins (exact matches) are
 /// allowed, with credentials (the origin is mirrored, never `*`), the methods the routes use
 /// and [`ALLOWED_REQUEST_HEADERS`].
 pub(crate) fn layer(extra: Arc<[HeaderValue]>) -> CorsLayer {
     let allow_origin = AllowOrigin::predicate(move |origin: &HeaderValue, _: &Parts| {
-        is_loopback_origin(origin.as_bytes()) || extra.iter().any(|o| o == origin)
+        is_allowed_origin(origin, &extra)
     });
     CorsLayer::new()
         .allow_origin(allow_origin)

@@ -84,8 +84,8 @@ fn handler(method: &str, path: &str) -> MethodRouter<Shared> {
 }
 
 /// The whole router, built in one place. Layers, innermost first: the admin guard (admin
-/// routes only), fault injection + request log + request timeout ([`observe`]), the body
-/// limit, panic recovery, and outermost CORS, so that every answer (errors, 404s, panics)
+/// routes only), the declared-length check ([`declared_length`]), fault injection + request
+/// log + request timeout ([`observe`]), the body limit, panic recovery, and outermost CORS, so that every answer (errors, 404s, panics)
 /// carries the CORS headers.
 pub(crate) fn router(state: Shared) -> Router {
     let max_body = state.max_body_bytes;
@@ -107,6 +107,10 @@ pub(crate) fn router(state: Shared) -> Router {
     api.merge(emulator)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            declared_length,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&state),
             observe::observe,
@@ -300,6 +304,18 @@ pub(crate) fn fail(state: &AppState, failure: Failure) -> Response {
     failure.into_response()
 }
 
+/// The 413 of a body over the size limit.
+fn too_large(state: &AppState) -> Failure {
+    Failure::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Kind::InvalidArgument,
+        format!(
+            "request body is over the {}-byte limit",
+            state.max_body_bytes
+        ),
+    )
+}
+
 /// The request body, or a CloudBase-shaped error (413 over the size limit, else 400).
 pub(crate) fn body_bytes(
     state: &AppState,
@@ -307,18 +323,35 @@ pub(crate) fn body_bytes(
 ) -> Result<Bytes, Failure> {
     body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            Failure::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                Kind::InvalidArgument,
-                format!(
-                    "request body is over the {}-byte limit",
-                    state.max_body_bytes
-                ),
-            )
+            too_large(state)
         } else {
             Failure::bad_request("request body could not be read")
         }
     })
+}
+
+/// Refuse at once a request whose declared `Content-Length` is over the body limit, with the
+/// answer a body found too large while reading gets (413; on `/web` the v1 protocol's
+/// `EXCEED_REQUEST_SIZE_LIMIT`). Reading would wait for bytes the client may never send, and
+/// answer 408 only at the request timeout (or never, on the admin routes, which have none).
+async fn declared_length(
+    State(state): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = u64::try_from(state.max_body_bytes).unwrap_or(u64::MAX);
+    if declared.is_some_and(|n| n > limit) {
+        if request.uri().path() == "/web" {
+            return super::v1::too_large(&state);
+        }
+        return fail(&state, too_large(&state));
+    }
+    next.run(request).await
 }
 
 /// The fields of a JSON object body, each kept as raw JSON until a handler asks for it with
@@ -397,6 +430,46 @@ impl<'a> Fields<'a> {
                 "{name} must be an integer, got {kind}"
             ))),
         }
+    }
+}
+
+/// Why a required string field cannot be used, if it cannot: absent ("NAME is missing"), or
+/// present but empty or only whitespace ("NAME is empty", with `empty_cause`, the likely
+/// reason). Both say what to send (`what`). Shared by both protocols.
+pub(crate) fn missing_or_empty(
+    name: &str,
+    value: Option<&str>,
+    what: &str,
+    empty_cause: &str,
+) -> Option<String> {
+    match value {
+        None => Some(format!("{name} is missing; send {what}")),
+        Some("") => Some(format!("{name} is empty ({empty_cause}); send {what}")),
+        Some(v) if v.trim().is_empty() => Some(format!(
+            "{name} is empty, only whitespace ({empty_cause}); send {what}"
+        )),
+        Some(_) => None,
+    }
+}
+
+/// What to send as a ticket, for [`missing_or_empty`].
+pub(crate) const TICKET_WHAT: &str = "the ticket your server created for the user with \
+     node-sdk createTicket, Issuer::create_ticket or `cloudbase-ticket issue`";
+/// The likely cause of an empty ticket.
+pub(crate) const TICKET_EMPTY_CAUSE: &str =
+    "did getting it from your server fail, or run after the sign-in?";
+
+/// A required string field of a client route (see [`missing_or_empty`]).
+fn required<'a>(
+    fields: &Fields<'a>,
+    name: &str,
+    what: &str,
+    empty_cause: &str,
+) -> Result<Cow<'a, str>, Failure> {
+    let value = fields.string(name)?;
+    match missing_or_empty(name, value.as_deref(), what, empty_cause) {
+        Some(why) => Err(Failure::bad_request(why)),
+        None => Ok(value.unwrap_or_default()),
     }
 }
 
@@ -529,13 +602,9 @@ async fn sign_in_inner(
             ));
         }
     }
-    let ticket = fields.string("ticket")?;
-    let ticket = ticket
-        .as_deref()
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| Failure::bad_request("ticket is missing"))?;
+    let ticket = required(&fields, "ticket", TICKET_WHAT, TICKET_EMPTY_CAUSE)?;
     let now_ms = state.clock.now_ms();
-    let (session, secret) = start_session(state, ticket, now_ms)
+    let (session, secret) = start_session(state, &ticket, now_ms)
         .await
         .map_err(|e| match e {
             SessionStart::Ticket(e) => verify_failure(&e),
@@ -670,17 +739,18 @@ async fn token_inner(
             ));
         }
     }
-    let refresh_token = fields.string("refresh_token")?;
-    let refresh_token = refresh_token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::bad_request("refresh_token is missing"))?;
+    let refresh_token = required(
+        &fields,
+        "refresh_token",
+        "the refresh_token of the last sign-in or refresh answer",
+        "was it stored after the sign-in?",
+    )?;
     let now_ms = state.clock.now_ms();
     let (secret, new_hash) = new_refresh_secret();
     let session = state
         .store
         .refresh(
-            refresh_key(refresh_token),
+            refresh_key(&refresh_token),
             now_ms,
             new_hash,
             state.refresh_ttl_ms,
@@ -830,11 +900,13 @@ async fn revoke_inner(
     let bytes = client_body(state, q, body)?;
     let fields = client_fields(state, &bytes)?;
     fields.string("token_type_hint")?;
-    let token = fields.string("token")?;
-    let token = token
-        .as_deref()
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Failure::bad_request("token is missing; expected the access token"))?;
+    let token = required(
+        &fields,
+        "token",
+        "the access token (or refresh token) whose session to end",
+        "was the user signed in?",
+    )?;
+    let token = token.as_ref();
     if token.matches('.').count() == 2 {
         if let Ok(access) = check_access_token(state, token).await {
             state
@@ -919,10 +991,15 @@ async fn introspect(
             Some(token) => token.to_string(),
             None => bearer(&headers)
                 .map_err(|_| {
-                    Failure::bad_request(
-                        "token is missing: give ?token=<access_token> or Authorization: \
-                         Bearer <access_token>",
-                    )
+                    Failure::bad_request(format!(
+                        "token is {}: give ?token=<access_token> or Authorization: Bearer \
+                         <access_token>",
+                        if q.token.is_some() {
+                            "empty"
+                        } else {
+                            "missing"
+                        }
+                    ))
                 })?
                 .to_string(),
         };

@@ -31,6 +31,13 @@
 //! ([`EmulatorBuilder::admin_token`], `serve --admin-token`): then every caller must send
 //! `Authorization: Bearer <token>` (compared in constant time). A router mounted in another
 //! server ([`Emulator::router`]) sees no peer address, so its admin routes need the token.
+//! Browser requests from other web pages are refused (403 `permission_denied`) whatever the
+//! peer or token: an `Origin` header that is not an allowed CORS origin (loopback, or given to
+//! [`EmulatorBuilder::cors_origin`]; `null` included), or no `Origin` but
+//! `Sec-Fetch-Site: cross-site`. Otherwise any page the developer opens could change the
+//! emulator's state with a cross-site "simple" request (a `text/plain` `POST` needs no
+//! preflight, and the browser is on loopback). Harnesses and curl send no `Origin`; the users
+//! page reads the admin routes with same-origin `GET`s, which send none either.
 //!
 //! ## The v1 protocol (`POST /web`)
 //!
@@ -99,9 +106,10 @@
 //! * `POST /auth/v1/revoke` answers 200 `{}` for a token it does not know (as RFC 7009 §2.2),
 //!   and also accepts a refresh token.
 //! * Errors are `{"error","error_code","error_description"}`: `invalid_argument` (400; 413 for
-//!   a body over the limit; 405 for a wrong method), `unauthenticated` (401: bad signature,
+//!   a body over the limit, at once when its declared `Content-Length` is; 405 for a wrong
+//!   method), `unauthenticated` (401: bad signature,
 //!   unknown key id, expired ticket, bad bearer, ended session), `permission_denied` (403:
-//!   ticket for another env; admin route from a non-loopback peer), `invalid_grant` (400:
+//!   ticket for another env; admin route from a non-loopback peer or another web page), `invalid_grant` (400:
 //!   unknown, used or expired refresh token), `not_found` (404), `deadline_exceeded` (408: the
 //!   request timeout), `resource_exhausted` (429, `EXCEED_RATELIMIT`: injected faults only),
 //!   `unavailable` (503: injected faults, or the state database failing), `internal` (500).

@@ -20,6 +20,10 @@
 //!   holds the writer between two transactions for one last pass, so the WAL restarts.
 //! * **Exclusive.** An advisory lock (`flock`) on the database file, held while the store is
 //!   open, makes a second emulator on the same file refuse to start.
+//! * **Foreign files are left alone.** Before any pragma or write, the file is looked at
+//!   read-only (`check_ours`): it must be empty or an emulator state database (schema
+//!   version and the emulator's tables). Another application's SQLite database, or any other
+//!   file, is refused byte-identical, in its own journal mode, with no `-wal`/`-shm` left.
 //! * **Bounded.** A refresh token is one column of its session: rotating it overwrites the old
 //!   hash (a used token is gone at once). Sessions are deleted when they end (sign-out, revoke,
 //!   the per-user cap, expiry via [`Store::prune`]), so the database holds live sessions only.
@@ -599,6 +603,108 @@ fn import_legacy(
     Ok((file.users.len(), tokens))
 }
 
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// `path` with `suffix` added to its name (`PATH-wal`, `PATH-shm`).
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_os_string();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// A `file:` URI for `path` (SQLite's URI filenames), every byte outside the unreserved set
+/// and `/` percent-encoded, with the query `query`.
+fn file_uri(path: &Path, query: &str) -> String {
+    let mut uri = String::from("file:");
+    for &b in path.as_os_str().as_encoded_bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'.' | b'_' | b'~') {
+            uri.push(char::from(b));
+        } else {
+            uri.push_str(&format!("%{b:02X}"));
+        }
+    }
+    uri.push('?');
+    uri.push_str(query);
+    uri
+}
+
+/// Decide, reading only, whether the file at `path` may be used as the state database: it is
+/// empty (a new file, or a SQLite database without tables or schema version), or it is an
+/// emulator state database (a schema version and the emulator's tables). Anything else — a
+/// file that is not SQLite, another application's database — is refused here, before the
+/// writer's pragmas (WAL mode) or any write could change it.
+///
+/// The look is read-only and leaves no file behind: a database in rollback-journal mode is
+/// read through a read-only connection (which creates nothing); one in WAL mode without a
+/// `-wal` file is read as `immutable` (a read-only connection to a WAL database would create
+/// `-wal` and `-shm` files and leave them); one with a `-wal` file (in use, or not checkpointed
+/// after a crash) through a read-only connection that uses the files already there.
+fn check_ours(path: &Path) -> Result<(), EmulatorError> {
+    let bad = |detail: String| state_error(path, detail);
+    let mut head = Vec::with_capacity(100);
+    File::open(path)
+        .and_then(|file| file.take(100).read_to_end(&mut head))
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    if head.is_empty() {
+        return Ok(());
+    }
+    if !head.starts_with(SQLITE_MAGIC) {
+        return Err(bad(
+            "not a SQLite database (nor a JSON state file of an earlier version); give a path \
+             that does not exist yet, or an emulator state file"
+                .to_string(),
+        ));
+    }
+    let wal_mode = head.get(18..20) == Some(&[2, 2][..]);
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let opened = if wal_mode && !with_suffix(path, "-wal").exists() {
+        Connection::open_with_flags(
+            file_uri(path, "immutable=1"),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        )
+    } else {
+        Connection::open_with_flags(path, flags)
+    };
+    let read = |conn: &Connection| -> rusqlite::Result<(i64, i64, Vec<String>)> {
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let objects = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
+        let tables = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok((version, objects, tables))
+    };
+    let (version, objects, tables) = opened
+        .and_then(|conn| {
+            let out = read(&conn);
+            drop(conn);
+            out
+        })
+        .map_err(|e| bad(format!("not a readable SQLite database ({e})")))?;
+    if version == 0 && objects == 0 {
+        return Ok(());
+    }
+    let has = |name: &str| tables.iter().any(|t| t == name);
+    let ours = version >= 1
+        && has("meta")
+        && (version > SCHEMA_VERSION || (has("users") && has("sessions")));
+    if ours {
+        return Ok(());
+    }
+    Err(bad(if version == 0 {
+        "a SQLite database that is not an emulator state database (it has tables but no \
+         schema version); it was left untouched; give another --state file"
+            .to_string()
+    } else {
+        format!(
+            "a SQLite database that is not an emulator state database (schema version \
+             {version}, but not the emulator's tables); it was left untouched; give another \
+             --state file"
+        )
+    }))
+}
+
 /// Open (creating if missing, mode 0600) and lock the database file.
 fn open_locked(path: &Path) -> Result<File, EmulatorError> {
     let mut options = std::fs::OpenOptions::new();
@@ -697,6 +803,8 @@ impl Store {
             })?;
         }
         let lock = open_locked(path)?;
+        // Ours (or empty) before anything writes to it: a foreign file is left as it was.
+        check_ours(path)?;
         let bad = |detail: String| state_error(path, detail);
         let mut conn = Connection::open_with_flags(
             path,

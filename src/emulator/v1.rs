@@ -64,7 +64,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::AppState;
-use super::handlers::{SessionStart, new_access_token, refresh_key, start_session};
+use super::handlers::{
+    SessionStart, TICKET_EMPTY_CAUSE, TICKET_WHAT, missing_or_empty, new_access_token, refresh_key,
+    start_session,
+};
 use super::store::{RefreshKey, RefreshRefusal, Session, StoreError, random_bytes};
 use crate::VerifyError;
 
@@ -196,6 +199,28 @@ pub(crate) async fn web(
     }
 }
 
+fn too_large_failure(state: &AppState) -> Failure {
+    fail(
+        Code::ExceedRequestSizeLimit,
+        format!(
+            "request body is over the {}-byte limit",
+            state.max_body_bytes
+        ),
+    )
+}
+
+/// The answer to a request whose declared `Content-Length` is over the body limit (counted as
+/// an error): the `EXCEED_REQUEST_SIZE_LIMIT` a body found too large gets.
+pub(crate) fn too_large(state: &AppState) -> Response {
+    state.stats.errors.fetch_add(1, Ordering::Relaxed);
+    let failure = too_large_failure(state);
+    answer(
+        object(json!({"code": failure.code.name(), "message": failure.message})),
+        None,
+        StatusCode::OK,
+    )
+}
+
 type Served<'a> = Result<(Option<&'a AtomicU64>, Map<String, Value>), Failure>;
 
 async fn serve<'a>(
@@ -209,13 +234,7 @@ async fn serve<'a>(
         .map_err(|_| fail(Code::InvalidCommonParam, "query string is malformed"))?;
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            fail(
-                Code::ExceedRequestSizeLimit,
-                format!(
-                    "request body is over the {}-byte limit",
-                    state.max_body_bytes
-                ),
-            )
+            too_large_failure(state)
         } else {
             fail(Code::InvalidCommonParam, "request body could not be read")
         }
@@ -296,6 +315,26 @@ fn string_param<'b>(
     }
 }
 
+/// A required string parameter: absent or null is missing, `""` (or only whitespace) is
+/// empty, each with what to send (see [`missing_or_empty`]); another type is an error.
+fn required<'b>(
+    body: &'b Map<String, Value>,
+    name: &str,
+    code: Code,
+    what: &str,
+    empty_cause: &str,
+) -> Result<&'b str, Failure> {
+    let value = string_param(body, name, code)?;
+    match missing_or_empty(name, value, what, empty_cause) {
+        Some(why) => Err(fail(code, why)),
+        None => Ok(value.unwrap_or_default()),
+    }
+}
+
+/// What to send as a v1 refresh token, and the likely cause of an empty one.
+const REFRESH_WHAT: &str = "the refresh_token that auth.signInWithTicket answered";
+const REFRESH_EMPTY_CAUSE: &str = "was it stored after the sign-in?";
+
 /// The store failed: HTTP 503 (see [`Code::Unavailable`]).
 fn unavailable(e: StoreError) -> Failure {
     fail(
@@ -309,9 +348,13 @@ async fn sign_in_with_ticket(
     body: &Map<String, Value>,
     now_ms: u64,
 ) -> Result<Map<String, Value>, Failure> {
-    let ticket = string_param(body, "ticket", Code::InvalidParam)?
-        .filter(|t| !t.trim().is_empty())
-        .ok_or_else(|| fail(Code::InvalidParam, "ticket is missing"))?;
+    let ticket = required(
+        body,
+        "ticket",
+        Code::InvalidParam,
+        TICKET_WHAT,
+        TICKET_EMPTY_CAUSE,
+    )?;
     // `refresh_token` (the client's stored one) is accepted and ignored: a new session starts.
     string_param(body, "refresh_token", Code::InvalidParam)?;
     let (session, secret) = start_session(state, ticket, now_ms)
@@ -354,9 +397,13 @@ async fn fetch_access_token(
     body: &Map<String, Value>,
     now_ms: u64,
 ) -> Result<Map<String, Value>, Failure> {
-    let token = string_param(body, "refresh_token", Code::SignParamInvalid)?
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| fail(Code::SignParamInvalid, "refresh_token is missing"))?;
+    let token = required(
+        body,
+        "refresh_token",
+        Code::SignParamInvalid,
+        REFRESH_WHAT,
+        REFRESH_EMPTY_CAUSE,
+    )?;
     if !looks_like_refresh_token(token) {
         return Err(fail(
             Code::InvalidRefreshToken,
@@ -393,14 +440,14 @@ async fn access_token_session(
     body: &Map<String, Value>,
     now_ms: u64,
 ) -> Result<Session, Failure> {
-    let token = string_param(body, "access_token", Code::InvalidAccessToken)?
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            fail(
-                Code::InvalidAccessToken,
-                "access_token is missing; sign in first (auth.signInWithTicket, then auth.fetchAccessTokenWithRefreshToken)",
-            )
-        })?;
+    let token = required(
+        body,
+        "access_token",
+        Code::InvalidAccessToken,
+        "the access_token that auth.fetchAccessTokenWithRefreshToken answered (sign in \
+         first: auth.signInWithTicket, then auth.fetchAccessTokenWithRefreshToken)",
+        "was the user signed in?",
+    )?;
     let claims = state.key.verify(token).ok_or_else(|| {
         fail(
             Code::InvalidAccessToken,
@@ -455,9 +502,13 @@ async fn logout(
     state: &AppState,
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, Failure> {
-    let token = string_param(body, "refresh_token", Code::InvalidParam)?
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| fail(Code::InvalidParam, "refresh_token is missing"))?;
+    let token = required(
+        body,
+        "refresh_token",
+        Code::InvalidParam,
+        REFRESH_WHAT,
+        REFRESH_EMPTY_CAUSE,
+    )?;
     // Idempotent: signing out of an ended or unknown session succeeds (the client would
     // otherwise keep a login state it cannot use). Ending the session also ends its access
     // tokens (they carry the session id).
