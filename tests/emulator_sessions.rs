@@ -1172,3 +1172,40 @@ async fn an_empty_field_is_called_empty_not_missing() {
     );
     server.shutdown().await.unwrap();
 }
+
+/// A body that never finishes arriving gets 408 after the request timeout, on every route with
+/// a body: the auth routes and the admin routes alike (admin routes are not faulted or logged,
+/// but a slow body there must not hold a connection either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_that_never_arrives_gets_408_after_the_request_timeout() {
+    let (server, _client) = start(
+        Emulator::builder(&main_credentials())
+            .request_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let url = server.url().to_string();
+    for (method, path) in [
+        ("POST", "/auth/v1/signin/custom"),
+        ("POST", "/auth/v1/token"),
+        ("PUT", "/emulator/v1/clock"),
+        ("POST", "/emulator/v1/faults"),
+    ] {
+        // Declares 10 bytes, sends 2.
+        let (status, body) = declared_length_answer(&url, method, path, 10).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (408, Some("deadline_exceeded")),
+            "{method} {path}: {body}"
+        );
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("within 300 ms"),
+            "{body}"
+        );
+    }
+    server.shutdown().await.unwrap();
+}

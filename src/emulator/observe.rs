@@ -146,7 +146,12 @@ fn observed(path: &str) -> bool {
 pub(crate) async fn observe(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
     if !observed(path) {
-        return next.run(request).await;
+        // Not faulted or logged, but timed out like every route: a slow body on an admin
+        // route must not hold a connection for ever.
+        return match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+            Ok(response) => response,
+            Err(_) => timed_out(&state),
+        };
     }
     let route = crate::text::truncate_escaped(path, LOG_PATH_MAX);
     let method = request.method().as_str().to_string();
@@ -180,19 +185,7 @@ pub(crate) async fn observe(State(state): State<Shared>, request: Request, next:
         }
         None => match tokio::time::timeout(state.request_timeout, next.run(request)).await {
             Ok(response) => response,
-            Err(_) => {
-                state.stats.errors.fetch_add(1, Ordering::Relaxed);
-                Failure::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Kind::DeadlineExceeded,
-                    format!(
-                        "the request was not read and answered within {} ms (the request \
-                         timeout)",
-                        state.request_timeout.as_millis()
-                    ),
-                )
-                .into_response()
-            }
+            Err(_) => timed_out(&state),
         },
     };
     let tag = response.extensions().get::<ErrorTag>();
@@ -205,6 +198,20 @@ pub(crate) async fn observe(State(state): State<Shared>, request: Request, next:
         error_description: tag.map(|t| t.description.clone()),
     });
     response
+}
+
+/// The 408 answer of a request not read and answered within the request timeout.
+fn timed_out(state: &Shared) -> Response {
+    state.stats.errors.fetch_add(1, Ordering::Relaxed);
+    Failure::new(
+        StatusCode::REQUEST_TIMEOUT,
+        Kind::DeadlineExceeded,
+        format!(
+            "the request was not read and answered within {} ms (the request timeout)",
+            state.request_timeout.as_millis()
+        ),
+    )
+    .into_response()
 }
 
 #[cfg(test)]

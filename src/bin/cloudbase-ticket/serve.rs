@@ -223,30 +223,57 @@ pub(crate) fn run(args: ServeArgs) -> Result<ExitCode, CliError> {
                 path.display()
             );
         }
+        let stop = StopSignals::listen()?;
         let server = emulator.start(args.addr).await.map_err(emulator_error)?;
         write_stdout(format!("{}\n", server.url()).as_bytes())?;
-        wait_for_stop_signal().await?;
+        stop.recv().await?;
         server.shutdown().await.map_err(emulator_error)?;
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Wait for Ctrl-C, or SIGTERM on Unix.
-async fn wait_for_stop_signal() -> Result<(), CliError> {
-    let signal_error = |e: std::io::Error| {
-        CliError::failure(format!("cannot watch signals: {}", ioerr::words(&e)))
-    };
+/// The stop signals, Ctrl-C (SIGINT) and on Unix SIGTERM, listened for from creation: made
+/// before the URL is printed, so that a harness that signals as soon as it reads the URL stops
+/// the server cleanly instead of killing it with the signal's default action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).map_err(signal_error)?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(signal_error),
-            _ = term.recv() => Ok(()),
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn listen() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt()).map_err(signal_error)?,
+                terminate: signal(SignalKind::terminate()).map_err(signal_error)?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(signal_error)
+
+    /// Wait for one of them.
+    async fn recv(mut self) -> Result<(), CliError> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => Ok(()),
+                _ = self.terminate.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.map_err(signal_error)
+        }
     }
+}
+
+fn signal_error(e: std::io::Error) -> CliError {
+    CliError::failure(format!("cannot watch signals: {}", ioerr::words(&e)))
 }
