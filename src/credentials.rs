@@ -94,7 +94,7 @@ pub enum CredentialsError {
     FileUnreadable {
         /// The path given.
         path: PathBuf,
-        /// The operating system's reason.
+        /// The operating system's reason in words (no `os error N`), and what to check.
         reason: String,
     },
     /// The path is a directory.
@@ -452,10 +452,25 @@ impl Credentials {
             std::io::ErrorKind::IsADirectory => CredentialsError::IsDirectory {
                 path: path.to_path_buf(),
             },
-            _ => CredentialsError::FileUnreadable {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            },
+            kind => {
+                // The OS's words, without Rust's " (os error N)" suffix, and what to check.
+                let text = e.to_string();
+                let words = text.split(" (os error ").next().unwrap_or_default();
+                let hint = match kind {
+                    std::io::ErrorKind::PermissionDenied => {
+                        "; this user may not read it: check its owner and mode (600, owned by \
+                         the user that runs the program)"
+                    }
+                    std::io::ErrorKind::NotADirectory => {
+                        "; a part of the path is a file, not a directory"
+                    }
+                    _ => "",
+                };
+                CredentialsError::FileUnreadable {
+                    path: path.to_path_buf(),
+                    reason: format!("{words}{hint}"),
+                }
+            }
         };
         let meta = std::fs::metadata(path).map_err(io_error)?;
         if meta.is_dir() {
@@ -978,6 +993,40 @@ fn decode_base64_env(text: &str) -> Option<Zeroizing<Vec<u8>>> {
     Some(out)
 }
 
+/// The fields of a JSON object, raw, refusing a field given twice: with `{"private_key_id": "a",
+/// …, "private_key_id": "b"}` a JSON parser keeps one silently (serde_json the last, others the
+/// first), so which key id the tickets carry would depend on the reader.
+struct UniqueFields<'a>(BTreeMap<String, &'a RawValue>);
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for UniqueFields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = UniqueFields<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields = BTreeMap::new();
+                while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    if fields.contains_key(&name) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "field `{}` is given twice; keep one",
+                            crate::text::truncate_escaped(&name, 64)
+                        )));
+                    }
+                    fields.insert(name, value);
+                }
+                Ok(UniqueFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Visitor(std::marker::PhantomData))
+    }
+}
+
 /// Parse the credentials object without copying the key anywhere but into a wiped buffer.
 ///
 /// Fields are read as raw JSON first (borrowed from the input, never copied), then only the
@@ -1005,7 +1054,7 @@ fn parse_json_object(
             found: kind,
         });
     }
-    let fields: BTreeMap<String, &RawValue> = serde_json::from_str(raw.get()).map_err(invalid)?;
+    let UniqueFields(fields) = serde_json::from_str(raw.get()).map_err(invalid)?;
 
     // Some(Ok(string)), Some(Err(kind)) for a non-string, None for absent or null.
     let string_field = |name: &'static str| -> Result<Option<Zeroizing<String>>, CredentialsError> {

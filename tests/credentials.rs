@@ -483,3 +483,57 @@ fn environment_mistakes_say_which_variable_to_set() {
          TCB_CUSTOM_LOGIN_CREDENTIALS"
     );
 }
+
+/// A path through a file (`key.json/x`): unreadable, in words, without Rust's "(os error N)",
+/// with what to check.
+#[test]
+fn an_unreadable_path_is_named_in_words() {
+    let path = fixture("fixtures/tcb_custom_login.json").join("x");
+    let err = Credentials::from_file(&path).unwrap_err();
+    assert!(
+        matches!(err, CredentialsError::FileUnreadable { .. }),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(
+        msg.ends_with(
+            "cannot be read: Not a directory; a part of the path is a file, not a directory"
+        ),
+        "{msg}"
+    );
+    assert!(!msg.contains("os error"), "{msg}");
+}
+
+/// A field given twice is refused (parsers disagree on which one wins), naming the field.
+#[test]
+fn a_field_given_twice_is_refused() {
+    let (id, pem, env) = main_fields();
+    let pem_json = serde_json::to_string(&pem).unwrap();
+    for (twice, name) in [
+        (
+            format!(
+                r#"{{"private_key_id":"{id}","private_key":{pem_json},"env_id":"{env}","private_key_id":"other"}}"#
+            ),
+            "private_key_id",
+        ),
+        // The same name spelled with an escape is the same field.
+        (
+            format!(
+                r#"{{"private_key_id":"{id}","private_key":{pem_json},"env_id":"{env}","env\u005fid":"x"}}"#
+            ),
+            "env_id",
+        ),
+    ] {
+        let err = Credentials::from_json(&twice).unwrap_err();
+        assert!(
+            matches!(err, CredentialsError::InvalidJson { .. }),
+            "{err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("field `{name}` is given twice; keep one")),
+            "{msg}"
+        );
+        assert!(!msg.contains("MII"), "{msg}");
+    }
+}
