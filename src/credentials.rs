@@ -56,12 +56,16 @@ struct MissingFieldHint<'a>(&'a CredentialsSource, &'a str);
 impl fmt::Display for MissingFieldHint<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self(CredentialsSource::Env(variable), field) => write!(
-                f,
-                "environment variable {variable} is not set (it holds the `{field}` of \
+            Self(CredentialsSource::Env(variable), field)
+                if *variable == PRIVATE_KEY_ID_ENV || *variable == PRIVATE_KEY_ENV =>
+            {
+                write!(
+                    f,
+                    "environment variable {variable} is not set (it holds the `{field}` of \
                  tcb_custom_login.json); set it too, or put the whole file's JSON in \
                  {CREDENTIALS_ENV}"
-            ),
+                )
+            }
             Self(origin, field) => write!(f, "{origin}: field `{field}` is missing"),
         }
     }
@@ -208,10 +212,11 @@ pub enum CredentialsError {
     /// [`CREDENTIALS_ENV`] holds a file path (it is loaded when the file exists), and no file
     /// is there.
     #[error(
-        "environment variable {variable} holds a file path, {}, and no file is there; the \
+        "environment variable {variable} holds a file path, {}, and no file is there{}; the \
          variable holds the JSON of tcb_custom_login.json (or its base64): set it to the file's \
          content, or pass the file with --credentials FILE",
-        path.display()
+        path.display(),
+        unexpanded_hint(path)
     )]
     EnvHoldsMissingPath {
         /// The variable.
@@ -569,7 +574,9 @@ impl Credentials {
                 return Err(CredentialsError::EnvHoldsPem {
                     variable: CREDENTIALS_ENV,
                 });
-            } else if looks_like_path(trimmed) && Path::new(trimmed).exists() {
+            } else if (looks_like_path(trimmed) || Path::new(trimmed).is_dir())
+                && Path::new(trimmed).exists()
+            {
                 // A file path kept in the variable by habit: load the file it names (which
                 // names the problem if it is a folder or unreadable).
                 return Self::from_file(trimmed);
@@ -635,6 +642,17 @@ impl Credentials {
             private_key,
             env_id: env_id.map(|v| v.trim().to_string()),
         };
+        // Each variable's own rule first, so that a message names the variable that is wrong.
+        check_key_id(
+            &raw.private_key_id,
+            &CredentialsSource::Env(PRIVATE_KEY_ID_ENV),
+        )?;
+        if let Some(reason) = raw.env_id.as_deref().and_then(env_id_problem) {
+            return Err(CredentialsError::InvalidEnvId {
+                origin: CredentialsSource::Env(ENV_ID_ENV),
+                reason,
+            });
+        }
         Self::from_raw(raw, CredentialsSource::Env(PRIVATE_KEY_ENV))
     }
 
@@ -909,7 +927,9 @@ impl fmt::Display for NoEnvHint<'_> {
 /// surrounding whitespace or control characters yields tickets that no verifier (CloudBase's or
 /// this crate's) parses back to the same id, so it is refused here rather than at sign-in.
 fn check_key_id(key_id: &str, origin: &CredentialsSource) -> Result<(), CredentialsError> {
-    let reason = if key_id.contains(crate::ticket::SEPARATOR) {
+    let reason = if looks_like_pem(key_id) {
+        "holds a PEM key, not a key id (are the fields mixed up?)"
+    } else if key_id.contains(crate::ticket::SEPARATOR) {
         "contains \"/@@/\", the ticket separator"
     } else if key_id.trim() != key_id {
         "has leading or trailing whitespace"
@@ -931,10 +951,15 @@ fn check_key_id(key_id: &str, origin: &CredentialsSource) -> Result<(), Credenti
 /// [`Credentials::generate`]. CloudBase env ids are short (`my-env-1a2b3c`); node-sdk checks
 /// nothing and would put a mixed-up field, even the private key, into every ticket.
 pub(crate) fn env_id_problem(env: &str) -> Option<&'static str> {
-    if env.contains("-----BEGIN") || env.contains("PRIVATE KEY") {
+    if looks_like_pem(env) {
         Some("holds a PEM key, not an env id (are the fields mixed up?)")
     } else if env.chars().any(char::is_control) {
         Some("contains control characters")
+    } else if env.chars().any(crate::text::is_invisible) {
+        Some(
+            "contains an invisible character (a zero-width space, a byte-order mark or a \
+             direction mark, pasted with it)",
+        )
     } else if env.chars().any(char::is_whitespace) {
         Some("contains whitespace")
     } else if env.len() > MAX_ENV_ID_LEN {
@@ -942,6 +967,11 @@ pub(crate) fn env_id_problem(env: &str) -> Option<&'static str> {
     } else {
         None
     }
+}
+
+/// Whether `text` holds a PEM block or part of one.
+fn looks_like_pem(text: &str) -> bool {
+    text.contains("-----BEGIN") || text.contains("PRIVATE KEY-----")
 }
 
 /// Longest env id accepted (the console's are about 20 characters).
@@ -961,12 +991,24 @@ fn file_mode(_meta: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
-/// Whether the value of [`CREDENTIALS_ENV`] reads as a file path: it starts with `/`, `.`,
+/// For a path that still holds `~` or `$NAME`: no shell expanded it (quotes, an env file, a
+/// container's settings).
+fn unexpanded_hint(path: &Path) -> &'static str {
+    let text = path.to_string_lossy();
+    if text.starts_with('~') || text.contains('$') {
+        " (its ~ or $VARIABLE was never expanded: env files, quotes and container settings \
+         keep them as typed; write the full path)"
+    } else {
+        ""
+    }
+}
+
+/// Whether the value of [`CREDENTIALS_ENV`] reads as a file path: it starts with `/`, `.`, `$`,
 /// `~` or `\`, or a drive letter, or ends with `.json`. (Base64 of a JSON object starts with
 /// `e`, the base64 of `{`, so it is loaded as a path only when the file exists, and called a
 /// missing path only when it is not base64 of JSON.)
 fn looks_like_path(value: &str) -> bool {
-    value.starts_with(['/', '.', '~', '\\'])
+    value.starts_with(['/', '.', '~', '\\', '$'])
         || value.to_ascii_lowercase().ends_with(".json")
         || value.as_bytes().get(1..3) == Some(b":\\")
 }

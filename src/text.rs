@@ -19,6 +19,24 @@ pub(crate) fn truncate_escaped(text: &str, max_escaped: usize) -> String {
     out
 }
 
+/// Whether `c` is invisible formatting text pastes carry along (Unicode format characters,
+/// category Cf, that editors and terminals do not show): the soft hyphen, zero-width spaces
+/// and joiners, direction marks and overrides (which reorder the rest of a terminal line),
+/// word joiners and invisible operators, and the byte-order mark.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{ad}'
+            | '\u{61c}'
+            | '\u{180e}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{feff}'
+            | '\u{fff9}'..='\u{fffb}'
+    )
+}
+
 /// What kind of JSON value `raw_json` (one valid JSON value, as text) is, from its first
 /// character, for messages: "an object", "an array", "a string", "a boolean", "null" or
 /// "a number".

@@ -107,6 +107,16 @@ pub enum ParseError {
         /// Position of the first whitespace character, counting characters from 1.
         position: usize,
     },
+    /// A JSON array where the ticket string belongs (`["<ticket>"]`, a list serialized whole).
+    #[error("ticket is a JSON array, not the ticket string; pass the ticket, its element, alone")]
+    JsonArray,
+    /// JSON string escapes left in (`\/@@\/` where `/@@/` belongs): the inside of a JSON string
+    /// copied without decoding it.
+    #[error(
+        "ticket is JSON-escaped (\"\\/\" where \"/\" belongs): it was copied from inside a JSON \
+         string; JSON-decode it, or replace \\/ with /"
+    )]
+    JsonEscaped,
     /// An HTTP authorization scheme (`Bearer `, `Basic `) before the ticket: a header value
     /// copied whole. A ticket is not an access token; it goes in the sign-in body.
     #[error(
@@ -226,6 +236,8 @@ impl ParseError {
                 | Self::JsonObject { .. }
                 | Self::ContainsWhitespace { .. }
                 | Self::AuthScheme { .. }
+                | Self::JsonArray
+                | Self::JsonEscaped
                 | Self::Truncated { .. }
         )
     }
@@ -317,6 +329,8 @@ pub(crate) struct ExpireHint {
 /// Below this, an `expire` reads as a duration in ms (10^11 ms is 3.2 years; as a time it is
 /// March 1973). Above it, an `expire` before `iat` is an absolute time that is simply too early.
 const DURATION_MS_BELOW: u64 = 100_000_000_000;
+/// How far from `iat` an `expire` read as seconds may be and still be taken for seconds.
+const FIVE_YEARS_MS: u64 = 5 * 365 * 24 * 3600 * 1000;
 /// Up to this, an `expire` read as a duration may also be seconds (one year in seconds).
 const DURATION_S_UP_TO: u64 = 365 * 24 * 3600;
 
@@ -335,13 +349,28 @@ impl fmt::Display for ExpireHint {
             date(expire_ms),
             date(iat_ms)
         )?;
-        if SECONDS_RANGE.contains(&expire_ms) && expire_ms.saturating_mul(1000) >= iat_ms {
-            // 1759201087: a time in seconds.
+        let default = iat_ms.saturating_add(7 * 24 * 3600 * 1000);
+        if expire_ms == 0 {
+            // 0 for "not set": leave it out.
+            write!(
+                f,
+                "so 0 is 1970; leave expire out for the default, {iat_word} + 7 days = {default}"
+            )
+        } else if SECONDS_RANGE.contains(&expire_ms)
+            && expire_ms.saturating_mul(1000).abs_diff(iat_ms) <= FIVE_YEARS_MS
+        {
+            // 1759201087: a time in seconds (within five years of iat when read so; 2592000000,
+            // 30 days in ms, would be 2052, so it reads as a duration below).
+            let as_ms = expire_ms.saturating_mul(1000);
             write!(
                 f,
                 "not seconds; as seconds it would be {}: multiply by 1000",
-                date(expire_ms.saturating_mul(1000))
-            )
+                crate::text::utc_minute(as_ms)
+            )?;
+            if as_ms < iat_ms {
+                write!(f, ", and make it later than {iat_word}")?;
+            }
+            Ok(())
         } else if expire_ms < DURATION_MS_BELOW {
             // 604800000, 7200: a duration.
             let as_ms = iat_ms.saturating_add(expire_ms);
@@ -361,7 +390,6 @@ impl fmt::Display for ExpireHint {
             f.write_str("?")
         } else {
             // A real time, just too early (a stale value, a clock in the past).
-            let default = iat_ms.saturating_add(7 * 24 * 3600 * 1000);
             write!(
                 f,
                 "and it must be later than {iat_word} (the default is {iat_word} + 7 days = \
@@ -833,6 +861,12 @@ fn text_damage(text: &str) -> Option<ParseError> {
             field: ticket_field(text),
         });
     }
+    if text.starts_with('[') {
+        return Some(ParseError::JsonArray);
+    }
+    if text.contains("\\/") {
+        return Some(ParseError::JsonEscaped);
+    }
     const QUOTES: [&str; 6] = ["\"", "\\\"", "'", "\u{201c}", "\u{201d}", "\u{2018}"];
     if QUOTES.iter().any(|q| text.starts_with(q)) {
         return Some(ParseError::Quoted);
@@ -841,7 +875,7 @@ fn text_damage(text: &str) -> Option<ParseError> {
     if lower.contains("%40%40") || (lower.contains("%2f") && !text.contains(SEPARATOR)) {
         return Some(ParseError::PercentEncoded);
     }
-    if let Some((scheme, _)) = text.split_once(' ')
+    if let Some((scheme, _)) = text.split_once(char::is_whitespace)
         && ["bearer", "basic", "token"].contains(&scheme.to_ascii_lowercase().as_str())
     {
         return Some(ParseError::AuthScheme {

@@ -537,3 +537,91 @@ fn a_field_given_twice_is_refused() {
         assert!(!msg.contains("MII"), "{msg}");
     }
 }
+
+/// Second review: each split variable is named when it is the wrong one; the whole-JSON
+/// variable's missing field is a field, not an unset variable; invisible characters in an env
+/// id; a PEM in the key id; a relative folder and an unexpanded `~` or `$HOME` in the
+/// variable.
+#[test]
+fn environment_messages_name_the_variable_that_is_wrong() {
+    let (id, pem, env) = main_fields();
+    let err = Credentials::from_env_with(env_map(&[
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &id),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", &pem),
+        ("TCB_CUSTOM_LOGIN_ENV_ID", "a b"),
+    ]))
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "environment variable TCB_CUSTOM_LOGIN_ENV_ID: field `env_id` contains whitespace"
+        ),
+        "{err}"
+    );
+    let err = Credentials::from_env_with(env_map(&[
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID", &pem),
+        ("TCB_CUSTOM_LOGIN_PRIVATE_KEY", &pem),
+        ("TCB_CUSTOM_LOGIN_ENV_ID", &env),
+    ]))
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "environment variable TCB_CUSTOM_LOGIN_PRIVATE_KEY_ID: field `private_key_id` holds a \
+             PEM key, not a key id (are the fields mixed up?)"
+        ),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("MII"));
+
+    let only_key = serde_json::json!({ "private_key": pem }).to_string();
+    let err = Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", &only_key)]))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "environment variable TCB_CUSTOM_LOGIN_CREDENTIALS: field `private_key_id` is missing"
+    );
+
+    for invisible in ["a\u{200b}b", "\u{feff}my-env", "my-env\u{202e}"] {
+        let json =
+            serde_json::json!({"private_key_id": id, "private_key": pem, "env_id": invisible})
+                .to_string();
+        let err = Credentials::from_json(&json).unwrap_err();
+        assert!(
+            err.to_string().contains("contains an invisible character"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains(invisible),
+            "the value is not quoted: {err}"
+        );
+        assert!(
+            Issuer::builder(main_credentials())
+                .env(invisible)
+                .build()
+                .is_err()
+        );
+    }
+
+    // A relative folder is loaded as a path (and refused as a folder), not parsed as JSON.
+    // (Tests run in the package root, where `tests` is a folder.)
+    assert!(std::path::Path::new("tests").is_dir());
+    let err = Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", "tests")]))
+        .unwrap_err();
+    assert!(
+        matches!(err, CredentialsError::IsDirectory { .. }),
+        "{err:?}"
+    );
+
+    for unexpanded in [
+        "~/keys/tcb_custom_login.json",
+        "$HOME/tcb_custom_login.json",
+    ] {
+        let err =
+            Credentials::from_env_with(env_map(&[("TCB_CUSTOM_LOGIN_CREDENTIALS", unexpanded)]))
+                .unwrap_err();
+        assert!(
+            matches!(err, CredentialsError::EnvHoldsMissingPath { .. }),
+            "{unexpanded}: {err:?}"
+        );
+        assert!(err.to_string().contains("was never expanded"), "{err}");
+    }
+}

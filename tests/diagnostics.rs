@@ -104,7 +104,36 @@ fn an_expire_before_now_is_refused_with_the_time_it_probably_meant() {
         ),
         (
             NOW / 1000 + 3600,
-            vec!["not seconds; as seconds it would be 2025-09-23".to_string()],
+            vec![
+                "not seconds; as seconds it would be 2025-09-23 04:18 UTC: multiply by 1000"
+                    .to_string(),
+            ],
+        ),
+        // 30 days in ms: in the seconds range, but as seconds it would be 2052: a duration.
+        (
+            30 * 24 * 3600 * 1000,
+            vec![format!(
+                "did you mean now + 2592000000 = {}",
+                NOW + 2_592_000_000
+            )],
+        ),
+        // A time in seconds that is now (or a bit before): read as seconds, and told to be
+        // later too.
+        (
+            NOW / 1000,
+            vec![
+                "not seconds; as seconds it would be 2025-09-23 03:18 UTC: multiply by 1000, and \
+                 make it later than now"
+                    .to_string(),
+            ],
+        ),
+        // 0, "not set": leave it out.
+        (
+            0,
+            vec![format!(
+                "so 0 is 1970; leave expire out for the default, now + 7 days = {}",
+                NOW + 604_800_000
+            )],
         ),
         // An absolute time, 1 ms too early: no "did you mean now + 1758597487690".
         (
@@ -136,7 +165,7 @@ fn an_expire_before_now_is_refused_with_the_time_it_probably_meant() {
         if expire > DURATION_S_UP_TO {
             assert!(!msg.contains("is seconds"), "{msg}");
         }
-        if expire == NOW - 1 {
+        if expire == NOW - 1 || expire == 0 || expire == NOW / 1000 {
             assert!(!msg.contains("did you mean"), "{msg}");
         }
     }
@@ -409,9 +438,20 @@ fn whitespace_inside_a_ticket_is_named() {
             ParseError::ContainsWhitespace { position: at + 1 }
         );
     }
-    // A whole Authorization header value: the scheme is named, not "whitespace at 7".
-    for scheme in ["Bearer", "bearer", "Basic"] {
-        let err = verifier().verify(&format!("{scheme} {t}")).unwrap_err();
+    // A JSON array holding the ticket, and the inside of a JSON string (`\/` escapes).
+    assert_eq!(
+        ticket::insecure_decode(&format!("[\"{t}\"]")).unwrap_err(),
+        ParseError::JsonArray
+    );
+    let escaped = t.replace('/', "\\/");
+    let err = verifier().verify(&escaped).unwrap_err();
+    assert_eq!(err, VerifyError::Malformed(ParseError::JsonEscaped));
+    assert!(err.to_string().contains("JSON-decode it"), "{err}");
+    assert!(ParseError::JsonEscaped.is_damage() && ParseError::JsonArray.is_damage());
+    // A whole Authorization header value: the scheme is named, not "whitespace at 7", after
+    // a space or a tab.
+    for (scheme, gap) in [("Bearer", " "), ("bearer", "\t"), ("Basic", " ")] {
+        let err = verifier().verify(&format!("{scheme}{gap}{t}")).unwrap_err();
         assert_eq!(
             err,
             VerifyError::Malformed(ParseError::AuthScheme {
