@@ -41,7 +41,12 @@ fn assert_refused(out: &Output, code: i32, needles: &[&str]) {
 }
 
 fn issue(extra: &[&str]) -> Output {
-    let now = NOW.to_string();
+    issue_at(NOW, extra)
+}
+
+/// `issue` of the main key for user_0001 at `now` (ms, or whatever is given), plus `extra`.
+fn issue_at(now: u64, extra: &[&str]) -> Output {
+    let now = now.to_string();
     let mut args = vec![
         "issue",
         "--credentials",
@@ -168,16 +173,7 @@ fn times_in_seconds_are_named() {
 
     // `issue --now-ms` given seconds: issued (as asked), with the warning the verifier's
     // refusal would give later.
-    let secs = (NOW / 1000).to_string();
-    let out = run(&[
-        "issue",
-        "--credentials",
-        MAIN,
-        "--uid",
-        "user_0001",
-        "--now-ms",
-        &secs,
-    ]);
+    let out = issue_at(NOW / 1000, &[]);
     assert!(out.status.success(), "{:?}", stderr_lines(&out));
     assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
     assert!(
