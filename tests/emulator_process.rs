@@ -176,6 +176,132 @@ fn a_json_state_file_of_the_earlier_version_is_imported_with_a_message() {
     );
 }
 
+/// The files of `dir`, sorted, with their bytes.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A JSON state file of the earlier version with a bad field anywhere (the signing key, a
+/// user, a refresh token) is refused naming the file as given, before anything is renamed or
+/// created: the directory is byte-identical afterwards, and a second run says the same
+/// instead of starting with no users.
+#[test]
+fn a_bad_json_state_file_of_the_earlier_version_is_refused_where_it_is_untouched() {
+    let env = common::main_credentials().env_id().unwrap().to_string();
+    let good_key = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=";
+    let user =
+        serde_json::json!({"uid": "user_0042", "sub": "4234567890123456789", "created_at_ms": 5});
+    let cases = [
+        (
+            "access_token_key",
+            serde_json::json!({
+                "format": 1, "env": env, "access_token_key": "short",
+                "users": [user], "refresh_tokens": []
+            }),
+        ),
+        (
+            "user_0042",
+            serde_json::json!({
+                "format": 1, "env": env, "access_token_key": good_key,
+                "users": [user, user], "refresh_tokens": []
+            }),
+        ),
+        (
+            "not valid",
+            serde_json::json!({
+                "format": 1, "env": env, "access_token_key": good_key,
+                "users": [{"uid": "bad uid!", "sub": "1", "created_at_ms": 5}], "refresh_tokens": []
+            }),
+        ),
+        (
+            "sha256",
+            serde_json::json!({
+                "format": 1, "env": env, "access_token_key": good_key, "users": [user],
+                "refresh_tokens": [{"sha256": "short", "sub": "4234567890123456789",
+                                    "expires_at_ms": 99_999_999_999_999u64}]
+            }),
+        ),
+    ];
+    for (needle, json) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("leg2.json");
+        std::fs::write(&state, json.to_string()).unwrap();
+        let before = files_in(dir.path());
+        for run in 1..=2 {
+            let out = serve_output(&["--addr", "127.0.0.1:0"], &state);
+            assert_eq!(out.status.code(), Some(2), "{needle} run {run}");
+            let errors = error_lines(&out.stderr);
+            assert_eq!(errors.len(), 1, "{needle} run {run}: {errors:?}");
+            assert!(
+                errors[0].contains("leg2.json:")
+                    && !errors[0].contains("v1.json")
+                    && errors[0].contains(needle),
+                "{needle} run {run}: {errors:?}"
+            );
+            assert!(out.stdout.is_empty());
+            assert!(
+                files_in(dir.path()) == before,
+                "{needle} run {run}: files in the directory changed"
+            );
+        }
+    }
+}
+
+/// Messages of `serve` in words, without Rust's `(os error N)`, with a hint that fits: a
+/// --state in a missing directory, a port in use (exit 2: the --addr given), an empty --env.
+#[test]
+fn serve_errors_are_worded_without_os_error_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = serve_output(&["--addr", "127.0.0.1:0"], &dir.path().join("nodir/x.db"));
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out.stderr);
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("x.db")
+            && errors[0].contains("create the directory")
+            && !errors[0].contains("os error"),
+        "{errors:?}"
+    );
+    assert!(!dir.path().join("nodir").exists());
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = serve_output(&["--addr", &addr], &dir.path().join("state.db"));
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out.stderr);
+    assert!(
+        errors.len() == 1
+            && errors[0].contains(&format!("cannot listen on {addr}"))
+            && errors[0].contains("the port is in use")
+            && errors[0].contains("port 0")
+            && !errors[0].contains("os error"),
+        "{errors:?}"
+    );
+    drop(taken);
+
+    let out = serve_output(&["--env", ""], &dir.path().join("env.db"));
+    assert_eq!(out.status.code(), Some(2));
+    let errors = error_lines(&out.stderr);
+    assert!(
+        errors.len() == 1
+            && errors[0].contains("the env given is empty")
+            && !errors[0].contains("no env_id"),
+        "{errors:?}"
+    );
+    assert!(!dir.path().join("env.db").exists());
+}
+
 /// What the load saw before the kill.
 #[derive(Default)]
 struct Seen {

@@ -1022,6 +1022,160 @@ async fn admin_routes_refuse_cross_site_browser_requests() {
     server.shutdown().await.unwrap();
 }
 
+/// Send `head` (a whole request head, without the final empty line; `Connection: close` is
+/// added) over raw TCP, so that its headers are exactly these (repeated `Origin`s, a `Host`
+/// of our choice), and read the answer: `(status, JSON body)`. Bounded: 5 s.
+async fn raw_call(addr: std::net::SocketAddr, head: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(format!("{head}\r\nConnection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .expect("answered within 5 s");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text[9..12].parse().unwrap();
+    let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// Gaps of the admin guard: a foreign `Origin` among several, a `Host` that could be a DNS
+/// name rebound to 127.0.0.1 (refused unless the admin token is given), and an emulator on
+/// 127.0.0.2 called from its own origin (every 127.0.0.0/8 origin is loopback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_check_every_origin_the_host_and_take_all_of_127_8_as_loopback() {
+    let emulator = Emulator::builder(&main_credentials())
+        .cors_origin("https://app.example.com")
+        .build()
+        .unwrap();
+    let (server, _) = start(emulator).await;
+    let addr = server.addr();
+    let port = addr.port();
+    let host = format!("Host: 127.0.0.1:{port}");
+
+    // Two Origin headers, the second foreign: refused (either order).
+    for (first, second) in [
+        ("http://localhost", "https://evil.example"),
+        ("https://evil.example", "http://localhost"),
+    ] {
+        let (status, body) = raw_call(
+            addr,
+            &format!(
+                "GET /emulator/v1/export HTTP/1.1\r\n{host}\r\nOrigin: {first}\r\nOrigin: {second}"
+            ),
+        )
+        .await;
+        assert_eq!(status, 403, "{first} + {second}: {body}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("evil.example"),
+            "{body}"
+        );
+    }
+    let (status, body) = raw_call(
+        addr,
+        &format!("GET /emulator/v1/export HTTP/1.1\r\n{host}\r\nOrigin: http://localhost\r\nOrigin: http://127.0.0.1:{port}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // DNS rebinding: a Host that is no IP literal, not localhost, not an allowed origin's host.
+    for bad in [
+        "rebind.attacker.tld",
+        &format!("rebind.attacker.tld:{port}"),
+    ] {
+        let (status, body) = raw_call(
+            addr,
+            &format!("GET /emulator/v1/export HTTP/1.1\r\nHost: {bad}"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (403, Some("permission_denied")),
+            "{bad}: {body}"
+        );
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.contains("rebind.attacker.tld") && description.contains("DNS rebinding"),
+            "{description}"
+        );
+    }
+    let (status, _) = raw_call(
+        addr,
+        "DELETE /emulator/v1/users HTTP/1.1\r\nHost: rebind.attacker.tld",
+    )
+    .await;
+    assert_eq!(status, 403);
+    for good in [
+        format!("127.0.0.1:{port}"),
+        format!("localhost:{port}"),
+        "localhost".to_string(),
+        format!("[::1]:{port}"),
+        "app.example.com".to_string(),
+    ] {
+        let (status, body) = raw_call(
+            addr,
+            &format!("GET /emulator/v1/export HTTP/1.1\r\nHost: {good}"),
+        )
+        .await;
+        assert_eq!(status, 200, "{good}: {body}");
+    }
+    // The auth routes are not admin routes: any Host.
+    let (status, _) = raw_call(
+        addr,
+        "GET /.well-known/jwks.json HTTP/1.1\r\nHost: rebind.attacker.tld",
+    )
+    .await;
+    assert_eq!(status, 200);
+    server.shutdown().await.unwrap();
+
+    // With an admin token set and given, the Host does not matter.
+    let emulator = Emulator::builder(&main_credentials())
+        .admin_token("s3cret-admin")
+        .build()
+        .unwrap();
+    let (server, _) = start(emulator).await;
+    let (status, body) = raw_call(
+        server.addr(),
+        "GET /emulator/v1/export HTTP/1.1\r\nHost: rebind.attacker.tld\r\nAuthorization: Bearer s3cret-admin",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = raw_call(
+        server.addr(),
+        "GET /emulator/v1/export HTTP/1.1\r\nHost: rebind.attacker.tld",
+    )
+    .await;
+    assert_eq!(status, 401);
+    server.shutdown().await.unwrap();
+
+    // Served on 127.0.0.2: its own origin is a loopback origin.
+    let server = Emulator::new(&main_credentials())
+        .unwrap()
+        .start("127.0.0.2:0")
+        .await
+        .unwrap();
+    let origin = server.url().to_string();
+    assert!(origin.starts_with("http://127.0.0.2:"), "{origin}");
+    let (status, body) = call(
+        reqwest::Client::new()
+            .get(format!("{origin}/emulator/v1/users"))
+            .header("origin", &origin),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    server.shutdown().await.unwrap();
+}
+
 /// Send a request head declaring `content_length` and a 2-byte body over raw TCP, and read
 /// the answer: `(status, JSON body)`. Bounded: 5 s in all.
 async fn declared_length_answer(

@@ -743,7 +743,7 @@ async fn state_file_keeps_users_and_live_refresh_tokens_across_restarts() {
 fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let creds = main_credentials();
-    let cases: [(&str, &str); 4] = [
+    let cases: [(&str, &str); 6] = [
         (
             "delete.db",
             "create table notes(x); insert into notes values(1);",
@@ -759,6 +759,17 @@ fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
         (
             "versioned_wal.db",
             "pragma journal_mode = wal; pragma user_version = 1; create table meta(k, v);",
+        ),
+        // A table named meta and a schema version past ours: not a newer emulator's file.
+        (
+            "m2.db",
+            "pragma user_version = 2; create table meta(name, val); create table posts(id, body);",
+        ),
+        // The emulator's table names plus one of its own, no application id: not ours.
+        (
+            "lookalike.db",
+            "pragma user_version = 1; create table meta(key, value); create table users(x);
+             create table sessions(x); create table legacy_refresh(x); create table posts(x);",
         ),
     ];
     for (name, sql) in cases {
@@ -792,7 +803,7 @@ fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
             .expect_err(name)
             .to_string();
         assert!(
-            err.contains("not an emulator state database"),
+            err.contains("not an emulator state database") && !err.contains("newer"),
             "{name}: {err}"
         );
         assert!(err.contains(name), "{name}: {err}");
@@ -832,4 +843,64 @@ fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
         .execute_batch("vacuum")
         .unwrap();
     Emulator::builder(&creds).state_file(&path).build().unwrap();
+}
+
+/// The files next to `path`, sorted, with their bytes.
+fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A state database of ours carries SQLite's application id; one written by a newer
+/// cloudbase-ticket (a schema version past ours) is refused as such and left byte-identical;
+/// one made before the application id was set (version 1, exactly our tables) is still taken.
+#[test]
+fn a_state_file_of_a_newer_version_is_refused_untouched_and_an_older_one_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let creds = main_credentials();
+    drop(Emulator::builder(&creds).state_file(&path).build().unwrap());
+    let pragma = |name: &str| -> i64 {
+        rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap()
+            .query_row(&format!("pragma {name}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(pragma("application_id"), 0x6362_7465, "ours: 'cbte'");
+
+    // Written by a newer version.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("pragma user_version = 2")
+        .unwrap();
+    let before = files_in(dir.path());
+    let err = Emulator::builder(&creds)
+        .state_file(&path)
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("newer cloudbase-ticket") && err.contains("left untouched"),
+        "{err}"
+    );
+    assert!(files_in(dir.path()) == before, "files or bytes changed");
+
+    // Made before the application id: taken, and given the id.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("pragma user_version = 1; pragma application_id = 0")
+        .unwrap();
+    drop(Emulator::builder(&creds).state_file(&path).build().unwrap());
+    assert_eq!(pragma("application_id"), 0x6362_7465);
+    assert_eq!(pragma("user_version"), 1);
 }

@@ -10,6 +10,12 @@
 //! with `text/plain` needs no preflight, and the browser runs on loopback, so the peer check
 //! lets it through). Test harnesses and curl send no `Origin` and are not affected; the users
 //! page reads the admin routes from its own origin with same-origin `GET`s, which carry none.
+//! Every `Origin` header is checked: one foreign value among allowed ones is refused.
+//!
+//! Without an admin token, the `Host` must also be an IP address, `localhost` or the host of
+//! an allowed origin (any port): otherwise a page on a DNS name its author points at 127.0.0.1
+//! (DNS rebinding) would be same-origin with the emulator and send no `Origin` at all. With a
+//! token, the `Host` does not matter (the page cannot know the token).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -40,10 +46,11 @@ const MAX_OFFSET_MS: i64 = 100 * 366 * 24 * 3600 * 1000;
 /// Why a browser request may not reach the admin routes, if it may not (see the module docs).
 fn cross_site_refusal(state: &super::AppState, request: &Request) -> Option<String> {
     let headers = request.headers();
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        if super::cors::is_allowed_origin(origin, &state.cors_origins) {
-            return None;
-        }
+    // Every Origin header counts: a request with an allowed one and a foreign one is refused.
+    let mut origins = headers.get_all(header::ORIGIN).iter().peekable();
+    if origins.peek().is_some() {
+        let foreign = origins.find(|o| !super::cors::is_allowed_origin(o, &state.cors_origins));
+        let origin = foreign?;
         return Some(format!(
             "admin routes refuse requests from web page origin {:?}, so another page cannot \
              change the emulator's state; call them without an Origin header (a test harness, \
@@ -62,8 +69,29 @@ fn cross_site_refusal(state: &super::AppState, request: &Request) -> Option<Stri
     })
 }
 
+/// Why a request without the admin token may not reach the admin routes because of its
+/// `Host`, if it may not: a name that is not `localhost` nor an allowed origin's host could
+/// be a DNS name a web page controls, pointed at 127.0.0.1 (DNS rebinding), so that the page
+/// is same-origin with the emulator and sends no `Origin`. Every `Host` header counts; a
+/// request without one (HTTP/1.0) is not a browser's.
+fn host_refusal(state: &super::AppState, request: &Request) -> Option<String> {
+    let host = request
+        .headers()
+        .get_all(header::HOST)
+        .iter()
+        .find(|h| !super::cors::is_trusted_host(h.as_bytes(), &state.cors_origins))?;
+    Some(format!(
+        "admin routes refuse requests for host {:?}: a web page could reach the emulator \
+         through a DNS name pointed at 127.0.0.1 (DNS rebinding); use the emulator's address \
+         (http://127.0.0.1:PORT or http://localhost:PORT), allow the host with serve \
+         --cors-origin, or set an admin token (serve --admin-token)",
+        shorten(&String::from_utf8_lossy(host.as_bytes()))
+    ))
+}
+
 /// Refuse cross-site browser requests (see the module docs), then let the request through if
-/// the peer is on loopback (no admin token), or if it carries the admin token.
+/// it carries the admin token (when one is set), or else if the peer is on loopback and the
+/// `Host` is an IP address, `localhost` or an allowed origin's host.
 pub(crate) async fn guard(State(state): State<Shared>, request: Request, next: Next) -> Response {
     if let Some(why) = cross_site_refusal(&state, &request) {
         return fail(
@@ -105,6 +133,12 @@ pub(crate) async fn guard(State(state): State<Shared>, request: Request, next: N
                         "admin routes answer loopback clients only; set an admin token \
                          (serve --admin-token) to allow others",
                     ),
+                );
+            }
+            if let Some(why) = host_refusal(&state, &request) {
+                return fail(
+                    &state,
+                    Failure::new(StatusCode::FORBIDDEN, Kind::PermissionDenied, why),
                 );
             }
         }

@@ -44,8 +44,9 @@ pub(crate) const ALLOWED_REQUEST_HEADERS: &[&str] = &[
 /// How long a browser may cache a preflight answer: 600 s.
 const PREFLIGHT_MAX_AGE_S: u64 = 600;
 
-/// Whether `origin` is `http(s)://localhost`, `http(s)://127.0.0.1` or `http(s)://[::1]`,
-/// with or without a port: the origins a web app under development runs on.
+/// Whether `origin` is `http(s)://localhost`, `http(s)://127.x.y.z` (any address of
+/// 127.0.0.0/8, the IPv4 loopback network: an emulator may serve on 127.0.0.2) or
+/// `http(s)://[::1]`, with or without a port: the origins a web app under development runs on.
 pub(crate) fn is_loopback_origin(origin: &[u8]) -> bool {
     let Ok(origin) = std::str::from_utf8(origin) else {
         return false;
@@ -68,7 +69,63 @@ pub(crate) fn is_loopback_origin(origin: &[u8]) -> bool {
         || port.strip_prefix(':').is_some_and(|digits| {
             (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
         });
-    port_ok && matches!(host, "localhost" | "127.0.0.1" | "[::1]")
+    port_ok
+        && (matches!(host, "localhost" | "[::1]")
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback()))
+}
+
+/// The host of an origin (`scheme://host[:port]`), lowercased, without the port: `[::1]`,
+/// `app.example.com`.
+fn origin_host(origin: &[u8]) -> Option<String> {
+    let origin = std::str::from_utf8(origin).ok()?;
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))?;
+    Some(authority_host(rest)?.to_ascii_lowercase())
+}
+
+/// The host part of `host[:port]` (`[v6]` kept in brackets), or `None` if it is not of that
+/// shape.
+fn authority_host(authority: &str) -> Option<&str> {
+    if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let port = &authority[end + 1..];
+        return (port.is_empty() || port_ok(port)).then_some(&authority[..=end]);
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => (!host.contains(':') && port_ok(&format!(":{port}"))).then_some(host),
+        None => Some(authority),
+    }
+}
+
+/// `:` and 1 to 5 digits.
+fn port_ok(port: &str) -> bool {
+    port.strip_prefix(':').is_some_and(|digits| {
+        (1..=5).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// Whether a request's `Host` header value is one a page cannot reach through a DNS name it
+/// controls (DNS rebinding): an IP literal (`127.0.0.1:8787`, `[::1]:8787`), `localhost`, or
+/// the host of a configured origin (`extra`), each with or without a port.
+pub(crate) fn is_trusted_host(host: &[u8], extra: &[HeaderValue]) -> bool {
+    let Some(name) = std::str::from_utf8(host).ok().and_then(authority_host) else {
+        return false;
+    };
+    let name = name.to_ascii_lowercase();
+    if name == "localhost" || name.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']'))
+        && v6.parse::<std::net::Ipv6Addr>().is_ok()
+    {
+        return true;
+    }
+    extra
+        .iter()
+        .any(|origin| origin_host(origin.as_bytes()).is_some_and(|h| h == name))
 }
 
 /// Check and normalise a configured origin: `scheme://host[:port]`, scheme `http` or `https`,
@@ -140,6 +197,8 @@ mod tests {
             "https://localhost:3000",
             "http://[::1]:4000",
             "http://[::1]",
+            "http://127.0.0.2:9000",
+            "http://127.255.0.9",
         ] {
             assert!(is_loopback_origin(ok.as_bytes()), "{ok}");
         }
@@ -155,11 +214,44 @@ mod tests {
             "null",
             "localhost:3000",
             "http://[::1]x",
-            "http://127.0.0.2",
+            "http://128.0.0.1",
+            "http://127.0.0.256",
+            "http://127.1",
         ] {
             assert!(!is_loopback_origin(bad.as_bytes()), "{bad}");
         }
         assert!(!is_loopback_origin(b"http://localhost\xff"));
+    }
+
+    #[test]
+    fn trusted_hosts_are_ip_literals_localhost_and_configured_origins() {
+        let extra = [parse_origin("https://App.Example.com:8443").unwrap()];
+        for ok in [
+            "127.0.0.1:8787",
+            "127.0.0.2",
+            "10.0.0.5:80",
+            "[::1]:8787",
+            "[::1]",
+            "localhost",
+            "LOCALHOST:3000",
+            "app.example.com",
+            "app.example.com:8787",
+        ] {
+            assert!(is_trusted_host(ok.as_bytes(), &extra), "{ok}");
+        }
+        for bad in [
+            "rebind.attacker.tld",
+            "rebind.attacker.tld:8787",
+            "localhost.attacker.tld",
+            "127.0.0.1.nip.io",
+            "[::1",
+            "[evil]:80",
+            "",
+            "app.example.com.evil",
+            "localhost:x",
+        ] {
+            assert!(!is_trusted_host(bad.as_bytes(), &extra), "{bad}");
+        }
     }
 
     #[test]

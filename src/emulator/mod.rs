@@ -37,7 +37,11 @@
 //! `Sec-Fetch-Site: cross-site`. Otherwise any page the developer opens could change the
 //! emulator's state with a cross-site "simple" request (a `text/plain` `POST` needs no
 //! preflight, and the browser is on loopback). Harnesses and curl send no `Origin`; the users
-//! page reads the admin routes with same-origin `GET`s, which send none either.
+//! page reads the admin routes with same-origin `GET`s, which send none either. Every
+//! `Origin` header is checked (one foreign value among several is refused). Without an admin
+//! token, the `Host` must also be an IP address, `localhost` or the host of a configured
+//! origin (403 otherwise): a page on a DNS name rebound to 127.0.0.1 is same-origin with the
+//! emulator and sends no `Origin`. With the token given, the `Host` does not matter.
 //!
 //! ## The v1 protocol (`POST /web`)
 //!
@@ -67,7 +71,8 @@
 //!
 //! ## CORS
 //!
-//! Browser pages on `http(s)://localhost`, `127.0.0.1` or `[::1]`, any port, and the origins
+//! Browser pages on `http(s)://localhost`, `127.x.y.z` (all of 127.0.0.0/8) or `[::1]`, any
+//! port, and the origins
 //! given to [`EmulatorBuilder::cors_origin`] (`serve --cors-origin`) may call every route:
 //! preflights are answered, every answer (errors and 404s included) carries
 //! `Access-Control-Allow-Origin` (the origin itself) and `Access-Control-Allow-Credentials:
@@ -225,6 +230,12 @@ pub enum EmulatorError {
          --env on the command line)"
     )]
     NoEnv,
+    /// The env given ([`EmulatorBuilder::env`], `--env`) is empty.
+    #[error(
+        "the env given is empty; give the env to emulate (EmulatorBuilder::env; --env on the \
+         command line), or leave it out to use the key's env_id"
+    )]
+    EmptyEnv,
     /// The keys do not make a verifier (two keys disagree on the env, or differ from `env`).
     #[error("{0}")]
     Keys(VerifierError),
@@ -247,8 +258,9 @@ pub enum EmulatorError {
     /// An import document is malformed or conflicts with the users present.
     #[error("import: {0}")]
     Import(String),
-    /// The address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    /// The address could not be bound (the port in use, an address this machine does not
+    /// have, …). The message gives the OS's words (without `os error N`) and what to do.
+    #[error("cannot listen on {addr}: {}", bind_words(source))]
     Bind {
         /// The address asked for.
         addr: String,
@@ -269,6 +281,24 @@ pub enum EmulatorError {
     /// The server or its state database stopped with an error.
     #[error("emulator server failed: {0}")]
     Serve(std::io::Error),
+}
+
+/// Why an address could not be bound, in words, with what to do.
+fn bind_words(e: &std::io::Error) -> String {
+    let words = store::io_words(e);
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "{words}: the port is in use; stop the other server, or pick another port (port 0: \
+             any free port)"
+        ),
+        std::io::ErrorKind::AddrNotAvailable => {
+            format!("{words}; this machine has no such address: use 127.0.0.1")
+        }
+        std::io::ErrorKind::PermissionDenied => format!(
+            "{words}; ports below 1024 need privileges: pick a port from 1024 up (or port 0)"
+        ),
+        _ => words,
+    }
 }
 
 /// Counters of what the emulator answered (successes per endpoint, and all errors).
@@ -432,7 +462,7 @@ impl EmulatorBuilder {
 
     /// Also allow browser pages from `origin` (`scheme://host[:port]`, e.g.
     /// `https://app.example.com`) to call the emulator; may be given more than once. Pages on
-    /// `http(s)://localhost`, `127.0.0.1` and `[::1]`, any port, are always allowed. Checked by
+    /// `http(s)://localhost`, `127.0.0.0/8` and `[::1]`, any port, are always allowed. Checked by
     /// [`build`](Self::build): a path, a trailing slash or `*` is an
     /// [`EmulatorError::CorsOrigin`].
     pub fn cors_origin(mut self, origin: impl Into<String>) -> Self {
@@ -519,12 +549,13 @@ impl EmulatorBuilder {
 
     /// Build the emulator, opening (or creating) the state database if one is set.
     pub fn build(self) -> Result<Emulator, EmulatorError> {
-        let env = match self
-            .env
-            .or_else(|| self.credentials.env_id().map(str::to_string))
-        {
-            Some(env) if !env.is_empty() => env,
-            _ => return Err(EmulatorError::NoEnv),
+        let env = match self.env {
+            Some(env) if env.is_empty() => return Err(EmulatorError::EmptyEnv),
+            Some(env) => env,
+            None => match self.credentials.env_id() {
+                Some(env) if !env.is_empty() => env.to_string(),
+                _ => return Err(EmulatorError::NoEnv),
+            },
         };
         let clock = Arc::new(EmulatorClock {
             base: self.clock,

@@ -21,14 +21,21 @@
 //! * **Exclusive.** An advisory lock (`flock`) on the database file, held while the store is
 //!   open, makes a second emulator on the same file refuse to start.
 //! * **Foreign files are left alone.** Before any pragma or write, the file is looked at
-//!   read-only (`check_ours`): it must be empty or an emulator state database (schema
-//!   version and the emulator's tables). Another application's SQLite database, or any other
-//!   file, is refused byte-identical, in its own journal mode, with no `-wal`/`-shm` left.
+//!   read-only (`check_ours`): it must be empty or an emulator state database: SQLite's
+//!   `application_id` [`APPLICATION_ID`] (`cbte`, set when the schema is created), or, for a
+//!   database made before that id was set, schema version 1 with exactly the emulator's
+//!   tables. Another application's SQLite database (whatever its `user_version` or table
+//!   names), or any other file, is refused byte-identical, in its own journal mode, with no
+//!   `-wal`/`-shm` left; so is one of ours of a newer schema version (refused as such).
+//! * **A JSON state file of an earlier version** is checked whole (format, env, signing key,
+//!   users, refresh tokens) before it is renamed to `PATH.v1.json`; a bad one is refused where
+//!   it is. A database without a signing seed next to a `PATH.v1.json` (a start that stopped
+//!   between the rename and the import) imports it on the next start.
 //! * **Bounded.** A refresh token is one column of its session: rotating it overwrites the old
 //!   hash (a used token is gone at once). Sessions are deleted when they end (sign-out, revoke,
 //!   the per-user cap, expiry via [`Store::prune`]), so the database holds live sessions only.
 //!
-//! Schema version 1 (`PRAGMA user_version`):
+//! Schema version 1 (`PRAGMA user_version`; `PRAGMA application_id` 0x63627465):
 //!
 //! | table | columns |
 //! |---|---|
@@ -55,6 +62,13 @@ use super::EmulatorError;
 
 /// The schema version this code writes ([`MIGRATIONS`] has one entry per version).
 pub(crate) const SCHEMA_VERSION: i64 = 1;
+/// `PRAGMA application_id` of an emulator state database: the bytes `cbte` (big-endian, as
+/// SQLite stores it at offset 68 of the header). Set when the schema is created (and on the
+/// first open of a database made before it was set), so that "is this file ours?" does not
+/// rest on table names another application could use too.
+pub(crate) const APPLICATION_ID: i64 = 0x6362_7465;
+/// The tables of schema version 1 (besides SQLite's own `sqlite_*`), sorted.
+const TABLES_V1: &[&str] = &["legacy_refresh", "meta", "sessions", "users"];
 /// Most pieces of work committed in one transaction.
 const MAX_BATCH: usize = 512;
 /// Most sessions deleted by one pruning transaction (the writer is not held longer).
@@ -387,9 +401,19 @@ fn migrate(conn: &mut Connection) -> Result<i64, String> {
             .transaction()
             .map_err(|e| format!("cannot migrate: {e}"))?;
         tx.execute_batch(sql)
+            .and_then(|()| tx.pragma_update(None, "application_id", APPLICATION_ID))
             .and_then(|()| tx.pragma_update(None, "user_version", from as i64 + 1))
             .and_then(|()| tx.commit())
             .map_err(|e| format!("cannot migrate from schema version {from}: {e}"))?;
+    }
+    // A database of schema version 1 made before the application id was set gets it now
+    // (`check_ours` took it for ours by its exact tables).
+    let id: i64 = conn
+        .query_row("PRAGMA application_id", [], |r| r.get(0))
+        .map_err(|e| format!("cannot read the application id: {e}"))?;
+    if id != APPLICATION_ID {
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(|e| format!("cannot set the application id: {e}"))?;
     }
     Ok(found)
 }
@@ -480,62 +504,103 @@ fn looks_like_json(path: &Path) -> std::io::Result<bool> {
         .is_some_and(|&b| b == b'{'))
 }
 
-/// Parse a legacy JSON state file fully (before anything is renamed).
-fn read_legacy(path: &Path, env: &str) -> Result<LegacyStateFile, EmulatorError> {
-    let text = Zeroizing::new(
-        std::fs::read(path).map_err(|e| state_error(path, format!("cannot read: {e}")))?,
-    );
-    let file: LegacyStateFile = serde_json::from_slice(&text).map_err(|e| {
-        state_error(
-            path,
-            format!(
-                "neither a SQLite database nor a JSON state file of an earlier version \
-                 (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    if file.format != 1 {
-        return Err(state_error(
-            path,
-            format!(
-                "JSON state format {} is not the known format 1",
-                file.format
-            ),
-        ));
-    }
-    if file.env != env {
-        return Err(state_error(
-            path,
-            format!(
-                "it belongs to env {:?}, not {env:?}",
-                crate::text::truncate_escaped(&file.env, 64)
-            ),
-        ));
-    }
-    Ok(file)
+/// A JSON state file of an earlier version, read and checked whole.
+struct Legacy {
+    seed: Zeroizing<[u8; 32]>,
+    users: Vec<LegacyUser>,
+    /// Refresh tokens: the SHA-256 of the token, the user's `sub`, the expiry.
+    tokens: Vec<([u8; 32], String, u64)>,
 }
 
-/// Import a legacy JSON state into a fresh database, in one transaction.
+/// Parse and check a legacy JSON state file whole — every field, the signing key, each user
+/// and refresh token — before anything is renamed or created, so that a bad file is refused
+/// where it is, untouched.
+fn read_legacy(path: &Path, env: &str) -> Result<Legacy, EmulatorError> {
+    let bad = |detail: String| state_error(path, detail);
+    let text = Zeroizing::new(
+        std::fs::read(path).map_err(|e| bad(format!("cannot read: {}", io_words(&e))))?,
+    );
+    let file: LegacyStateFile = serde_json::from_slice(&text).map_err(|e| {
+        bad(format!(
+            "neither a SQLite database nor a JSON state file of an earlier version \
+             (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    if file.format != 1 {
+        return Err(bad(format!(
+            "JSON state format {} is not the known format 1",
+            file.format
+        )));
+    }
+    if file.env != env {
+        return Err(bad(format!(
+            "it belongs to env {:?}, not {env:?}",
+            crate::text::truncate_escaped(&file.env, 64)
+        )));
+    }
+    let seed: [u8; 32] = STANDARD
+        .decode(file.access_token_key.as_bytes())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            bad(
+                "access_token_key is not 32 bytes of base64; the file was left as it \
+                 is"
+                .to_string(),
+            )
+        })?;
+    let seed = Zeroizing::new(seed);
+    let mut uids = std::collections::HashSet::new();
+    let mut subs = std::collections::HashSet::new();
+    for user in &file.users {
+        let shown = crate::text::truncate_escaped(&user.uid, 64);
+        if crate::uid::check_uid(&user.uid).is_err() || user.sub.is_empty() || user.sub.len() > 64 {
+            return Err(bad(format!(
+                "user {shown:?} is not valid (uid must pass the uid rule, sub 1 to 64 \
+                 characters); the file was left as it is"
+            )));
+        }
+        if !uids.insert(user.uid.as_str()) || !subs.insert(user.sub.as_str()) {
+            return Err(bad(format!(
+                "user {shown:?} (or its sub) appears twice; the file was left as it is"
+            )));
+        }
+    }
+    let mut tokens = Vec::with_capacity(file.refresh_tokens.len());
+    for token in &file.refresh_tokens {
+        let hash: [u8; 32] = URL_SAFE_NO_PAD
+            .decode(token.sha256.as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                bad(
+                    "a refresh token's sha256 is not 32 bytes of unpadded base64url; the \
+                     file was left as it is"
+                        .to_string(),
+                )
+            })?;
+        tokens.push((hash, token.sub.clone(), token.expires_at_ms));
+    }
+    Ok(Legacy {
+        seed,
+        users: file.users,
+        tokens,
+    })
+}
+
+/// Import a checked legacy JSON state into a fresh database, in one transaction.
 fn import_legacy(
     conn: &mut Connection,
-    file: &LegacyStateFile,
+    file: &Legacy,
     source: &Path,
     now_ms: u64,
     access_ttl_ms: u64,
 ) -> Result<(usize, usize), EmulatorError> {
-    let bad = |detail: String| state_error(source, detail);
-    let seed = Zeroizing::new(
-        STANDARD
-            .decode(file.access_token_key.as_bytes())
-            .ok()
-            .filter(|b| b.len() == 32)
-            .ok_or_else(|| bad("access_token_key is not 32 bytes of base64".to_string()))?,
-    );
-    let sql = |e: rusqlite::Error| bad(format!("cannot import: {e}"));
+    let sql = |e: rusqlite::Error| state_error(source, format!("cannot import: {e}"));
     let tx = conn.transaction().map_err(sql)?;
-    meta_put(&tx, "access_token_seed", &seed).map_err(sql)?;
+    meta_put(&tx, "access_token_seed", file.seed.as_slice()).map_err(sql)?;
     meta_put(
         &tx,
         "imported_from_json_v1_at_ms",
@@ -543,37 +608,19 @@ fn import_legacy(
     )
     .map_err(sql)?;
     for user in &file.users {
-        if crate::uid::check_uid(&user.uid).is_err() || user.sub.is_empty() {
-            return Err(bad(format!(
-                "user {} is not valid",
-                crate::text::truncate_escaped(&user.uid, 64)
-            )));
-        }
         tx.execute(
             "INSERT INTO users (sub, uid, created_at_ms, last_sign_in_ms) VALUES (?1, ?2, ?3, ?3)",
             params![user.sub, user.uid, user.created_at_ms as i64],
         )
-        .map_err(|e| {
-            bad(format!(
-                "user {} appears twice ({e})",
-                crate::text::truncate_escaped(&user.uid, 64)
-            ))
-        })?;
+        .map_err(sql)?;
     }
     let mut tokens = 0;
-    for token in &file.refresh_tokens {
-        if token.expires_at_ms <= now_ms {
+    for (hash, sub, expires_at_ms) in &file.tokens {
+        if *expires_at_ms <= now_ms {
             continue;
         }
-        let hash: [u8; 32] = URL_SAFE_NO_PAD
-            .decode(token.sha256.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("a refresh token hash is not 32 bytes".to_string()))?;
         let user_id: Option<i64> = tx
-            .query_row("SELECT id FROM users WHERE sub = ?1", [&token.sub], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT id FROM users WHERE sub = ?1", [sub], |r| r.get(0))
             .optional()
             .map_err(sql)?;
         // A token naming a user the file lacks (the old format could save one) is dropped.
@@ -586,7 +633,7 @@ fn import_legacy(
                 user_id,
                 now_ms as i64,
                 random_bytes::<32>(),
-                token.expires_at_ms as i64,
+                *expires_at_ms as i64,
                 access_ttl_ms as i64
             ],
         )
@@ -594,13 +641,22 @@ fn import_legacy(
         let session_id = tx.last_insert_rowid();
         tx.execute(
             "INSERT OR IGNORE INTO legacy_refresh (hash, session_id) VALUES (?1, ?2)",
-            params![hash, session_id],
+            params![hash.as_slice(), session_id],
         )
         .map_err(sql)?;
         tokens += 1;
     }
     tx.commit().map_err(sql)?;
     Ok((file.users.len(), tokens))
+}
+
+/// An I/O error in words: the OS's text without Rust's ` (os error N)` suffix.
+pub(crate) fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// The first 16 bytes of every SQLite database file.
@@ -645,7 +701,7 @@ fn check_ours(path: &Path) -> Result<(), EmulatorError> {
     let mut head = Vec::with_capacity(100);
     File::open(path)
         .and_then(|file| file.take(100).read_to_end(&mut head))
-        .map_err(|e| bad(format!("cannot read: {e}")))?;
+        .map_err(|e| bad(format!("cannot read: {}", io_words(&e))))?;
     if head.is_empty() {
         return Ok(());
     }
@@ -666,43 +722,130 @@ fn check_ours(path: &Path) -> Result<(), EmulatorError> {
     } else {
         Connection::open_with_flags(path, flags)
     };
-    let read = |conn: &Connection| -> rusqlite::Result<(i64, i64, Vec<String>)> {
+    let read = |conn: &Connection| -> rusqlite::Result<Found> {
         let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let application_id = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
         let objects = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-        let tables = conn
-            .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+        let mut tables = conn
+            .prepare(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+            )?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok((version, objects, tables))
+        tables.sort();
+        let meta_columns = conn
+            .prepare("PRAGMA table_info(meta)")?
+            .query_map([], |r| r.get(1))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(Found {
+            version,
+            application_id,
+            objects,
+            tables,
+            meta_columns,
+        })
     };
-    let (version, objects, tables) = opened
+    let found = opened
         .and_then(|conn| {
             let out = read(&conn);
             drop(conn);
             out
         })
         .map_err(|e| bad(format!("not a readable SQLite database ({e})")))?;
-    if version == 0 && objects == 0 {
+    judge(&found).map_err(bad)
+}
+
+/// What [`check_ours`] read of a SQLite database.
+struct Found {
+    version: i64,
+    application_id: i64,
+    objects: i64,
+    /// Table names, SQLite's own `sqlite_*` left out, sorted.
+    tables: Vec<String>,
+    /// The columns of a table `meta`, if there is one.
+    meta_columns: Vec<String>,
+}
+
+/// The decision of [`check_ours`]: `Ok` for an empty database or one of ours of a known
+/// schema version; a newer one of ours, or anyone else's, is refused (untouched).
+///
+/// Ours is: the application id [`APPLICATION_ID`] (set since it was introduced), or, for a
+/// database made before that (application id 0, schema version 1), exactly the tables of
+/// version 1 with `meta (key, value)`. A schema version alone proves nothing: other
+/// applications use `PRAGMA user_version` too.
+fn judge(found: &Found) -> Result<(), String> {
+    let &Found {
+        version,
+        application_id,
+        objects,
+        ..
+    } = found;
+    let no_id_or_ours = application_id == 0 || application_id == APPLICATION_ID;
+    if version == 0 && objects == 0 && no_id_or_ours {
         return Ok(());
     }
-    let has = |name: &str| tables.iter().any(|t| t == name);
-    let ours = version >= 1
-        && has("meta")
-        && (version > SCHEMA_VERSION || (has("users") && has("sessions")));
+    let v1_tables = found
+        .tables
+        .iter()
+        .map(String::as_str)
+        .eq(TABLES_V1.iter().copied())
+        && found.meta_columns == ["key", "value"];
+    if application_id == APPLICATION_ID && version > SCHEMA_VERSION {
+        return Err(format!(
+            "schema version {version} was written by a newer cloudbase-ticket (this one knows \
+             up to {SCHEMA_VERSION}); it was left untouched; use that version or another \
+             --state file"
+        ));
+    }
+    let ours = version == SCHEMA_VERSION && no_id_or_ours && v1_tables;
     if ours {
         return Ok(());
     }
-    Err(bad(if version == 0 {
-        "a SQLite database that is not an emulator state database (it has tables but no \
-         schema version); it was left untouched; give another --state file"
-            .to_string()
-    } else {
+    let why = if !no_id_or_ours {
+        format!("its application id is {application_id:#010x}, not the emulator's")
+    } else if application_id == APPLICATION_ID {
         format!(
-            "a SQLite database that is not an emulator state database (schema version \
-             {version}, but not the emulator's tables); it was left untouched; give another \
-             --state file"
+            "the emulator's application id, but schema version {version} without the emulator's tables"
         )
-    }))
+    } else if version == 0 {
+        "it has tables but no schema version".to_string()
+    } else {
+        format!("schema version {version}, but not the emulator's tables and application id")
+    };
+    Err(format!(
+        "a SQLite database that is not an emulator state database ({why}); it was left \
+         untouched; give another --state file"
+    ))
+}
+
+/// Why the database file could not be opened or created, in words, with what to do.
+fn open_words(path: &Path, e: &std::io::Error) -> String {
+    let words = io_words(e);
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match e.kind() {
+        // `create(true)`: ENOENT means the directory is missing.
+        std::io::ErrorKind::NotFound if !parent.is_dir() => format!(
+            "cannot create it: the directory {} does not exist; create the directory first",
+            parent.display()
+        ),
+        std::io::ErrorKind::PermissionDenied => format!(
+            "cannot open or create it: {words}; check its permissions, or choose a directory \
+             you can write to"
+        ),
+        std::io::ErrorKind::ReadOnlyFilesystem => {
+            format!("cannot open or create it: {words}; choose a directory you can write to")
+        }
+        std::io::ErrorKind::NotADirectory => {
+            format!("cannot open it: {words}; a part of the path is a file, not a directory")
+        }
+        std::io::ErrorKind::IsADirectory => {
+            format!("cannot open it: {words}; give the path of a file")
+        }
+        _ => format!("cannot open it: {words}"),
+    }
 }
 
 /// Open (creating if missing, mode 0600) and lock the database file.
@@ -716,7 +859,7 @@ fn open_locked(path: &Path) -> Result<File, EmulatorError> {
     }
     let file = options
         .open(path)
-        .map_err(|e| state_error(path, format!("cannot open: {e}")))?;
+        .map_err(|e| state_error(path, open_words(path, &e)))?;
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
@@ -727,7 +870,7 @@ fn open_locked(path: &Path) -> Result<File, EmulatorError> {
             ));
         }
         Err(std::fs::TryLockError::Error(e)) => {
-            return Err(state_error(path, format!("cannot lock: {e}")));
+            return Err(state_error(path, format!("cannot lock: {}", io_words(&e))));
         }
     }
     Ok(file)
@@ -741,10 +884,15 @@ fn make_private(file: &File, path: &Path) -> Result<(), EmulatorError> {
         use std::os::unix::fs::PermissionsExt as _;
         let meta = file
             .metadata()
-            .map_err(|e| state_error(path, format!("cannot stat: {e}")))?;
+            .map_err(|e| state_error(path, format!("cannot stat: {}", io_words(&e))))?;
         if meta.permissions().mode() & 0o077 != 0 {
             file.set_permissions(std::fs::Permissions::from_mode(0o600))
-                .map_err(|e| state_error(path, format!("cannot make it private (0600): {e}")))?;
+                .map_err(|e| {
+                    state_error(
+                        path,
+                        format!("cannot make it private (0600): {}", io_words(&e)),
+                    )
+                })?;
         }
     }
     #[cfg(not(unix))]
@@ -778,8 +926,8 @@ impl Store {
         let mut notices = Vec::new();
         // A JSON state file of an earlier version: read it whole, then move it aside.
         let backup = json_backup_path(path);
-        let legacy_here =
-            looks_like_json(path).map_err(|e| state_error(path, format!("cannot read: {e}")))?;
+        let legacy_here = looks_like_json(path)
+            .map_err(|e| state_error(path, format!("cannot read: {}", io_words(&e))))?;
         if legacy_here {
             read_legacy(path, env)?;
             if backup.exists() {
@@ -796,8 +944,9 @@ impl Store {
                 state_error(
                     path,
                     format!(
-                        "cannot move the JSON state file to {}: {e}",
-                        backup.display()
+                        "cannot move the JSON state file to {}: {}",
+                        backup.display(),
+                        io_words(&e)
                     ),
                 )
             })?;
@@ -816,14 +965,15 @@ impl Store {
                 "not a SQLite database, or cannot use WAL mode here ({e})"
             ))
         })?;
-        let found = migrate(&mut conn).map_err(&bad)?;
+        migrate(&mut conn).map_err(&bad)?;
         make_private(&lock, path)?;
         let seed_known = meta_get(&conn, "access_token_seed")
             .map_err(|e| bad(format!("cannot read: {e}")))?
             .is_some();
-        if found == 0 && !seed_known && backup.exists() {
-            // A new database next to a JSON backup not yet imported (this start, or a start
-            // that stopped between the rename and the import).
+        if !seed_known && backup.exists() {
+            // A database without a signing seed next to a JSON backup not yet imported: this
+            // start, or one that stopped (or failed to commit) between the rename and the
+            // import. (A database that was ever used has a seed.)
             let file = read_legacy(&backup, env)?;
             meta_put(&conn, "env", env.as_bytes()).map_err(|e| bad(e.to_string()))?;
             let (users, tokens) = import_legacy(&mut conn, &file, &backup, now_ms, access_ttl_ms)?;

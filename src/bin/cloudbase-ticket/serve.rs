@@ -35,7 +35,7 @@ POST /auth/v1/revoke, POST /auth/v1/user/signout, DELETE /auth/v1/user/revoke/al
 GET /auth/v1/token/introspect; v1 protocol: POST /web (auth.signInWithTicket,
 auth.fetchAccessTokenWithRefreshToken, auth.getUserInfo, auth.logout). Admin (loopback only
 unless --admin-token): /emulator/v1/...; users page: /emulator/. Everything: GET /openapi.json.
-Browser pages on http(s)://localhost, 127.0.0.1 and [::1] (any port) may call it (CORS). Rust
+Browser pages on http(s)://localhost, 127.0.0.0/8 and [::1] (any port) may call it (CORS). Rust
 clients find the emulator through CLOUDBASE_AUTH_EMULATOR_HOST=127.0.0.1:PORT. Stops on Ctrl-C
 or SIGTERM.";
 
@@ -95,7 +95,7 @@ pub(crate) struct ServeArgs {
     )]
     threads: Option<usize>,
     /// Also allow browser pages from ORIGIN (scheme://host[:port]) to call the emulator;
-    /// repeatable. localhost, 127.0.0.1 and [::1] origins are always allowed.
+    /// repeatable. localhost, 127.0.0.0/8 and [::1] origins are always allowed.
     #[arg(
         long = "cors-origin",
         value_name = "ORIGIN",
@@ -131,9 +131,23 @@ fn parse_addr(text: &str) -> Result<SocketAddr, String> {
     ))
 }
 
+/// An emulator error as the CLI reports it: exit 2 for what the user gave (the env, keys,
+/// state file, origins, import, address; a port in use or an address that cannot be bound is
+/// the `--addr` given), exit 1 for the rest.
 fn emulator_error(e: EmulatorError) -> CliError {
     match e {
+        EmulatorError::Bind { ref source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::AddrInUse
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            CliError::usage(e.to_string())
+        }
         EmulatorError::NoEnv
+        | EmulatorError::EmptyEnv
         | EmulatorError::Keys(_)
         | EmulatorError::State { .. }
         | EmulatorError::CorsOrigin { .. }
