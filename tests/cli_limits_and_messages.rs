@@ -2,7 +2,10 @@
 //! file, an output is never one of the command's inputs, range messages state the real range,
 //! `--force` is suggested only where it works, `serve --state` has its own messages, I/O errors
 //! name the path without "(os error N)" and hint only what fits, and `serve --addr` takes
-//! `localhost:PORT`.
+//! `localhost:PORT`. A second review: `--out` never names one of the program's own streams
+//! (`/dev/stdout`, `/proc/self/fd/1`, a link to one), a message never quotes key material or a
+//! long word, an oversized ticket on stdin is reported with its true size, and `--threads`
+//! with a single `--uid` is refused rather than ignored.
 #![cfg(all(feature = "cli", unix))]
 
 mod common;
@@ -364,5 +367,215 @@ fn serve_addr_accepts_localhost_port() {
         &out,
         &["127.0.0.1:8787"],
         &["invalid socket address syntax"],
+    );
+}
+
+/// Run with stdout redirected to `log` (as `{ echo header; cmd; } > log` does: the file is open
+/// after what was written to it) and stderr piped.
+fn run_with_stdout_to(log: &Path, args: &[&str]) -> Output {
+    let file = std::fs::OpenOptions::new().append(true).open(log).unwrap();
+    let child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(60))
+}
+
+#[test]
+fn out_naming_one_of_the_programs_streams_is_refused_and_the_redirected_file_kept() {
+    use std::os::unix::fs::MetadataExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.txt");
+    std::fs::write(&log, "header-line\n").unwrap();
+    std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let inode = std::fs::metadata(&log).unwrap().ino();
+    let to_stdout = dir.path().join("to-stdout");
+    std::os::unix::fs::symlink("/dev/stdout", &to_stdout).unwrap();
+    let mut paths = vec![
+        "/dev/stdout".to_string(),
+        "/dev/fd/1".to_string(),
+        "/dev/../dev/./stdout".to_string(),
+        "//dev/stdout".to_string(),
+        s(&to_stdout).to_string(),
+    ];
+    if Path::new("/proc/self/fd").is_dir() {
+        let to_proc = dir.path().join("proc-self");
+        std::os::unix::fs::symlink("/proc/self", &to_proc).unwrap();
+        paths.push("/proc/self/fd/1".to_string());
+        paths.push(format!("{}/fd/1", s(&to_proc)));
+    }
+    for path in &paths {
+        let issue = [
+            "issue",
+            "--credentials",
+            MAIN,
+            "--uid",
+            "user_0001",
+            "--out",
+            path,
+        ];
+        let keygen = ["keygen", "--env", "e", "--out", path, "--force"];
+        for args in [&issue[..], &keygen[..]] {
+            let out = run_with_stdout_to(&log, args);
+            assert_clean_error(&out, &["leave out --out to write to stdout", path], &[]);
+            let meta = std::fs::metadata(&log).unwrap();
+            assert_eq!(meta.ino(), inode, "{args:?} replaced the redirected file");
+            assert_eq!(meta.mode() & 0o777, 0o644, "{args:?}");
+            assert_eq!(std::fs::read_to_string(&log).unwrap(), "header-line\n");
+        }
+    }
+    // `serve --state` is opened in place: not the shell's log either, even an empty one.
+    std::fs::write(&log, "").unwrap();
+    let out = run_with_stdout_to(
+        &log,
+        &["serve", "--credentials", MAIN, "--state", "/dev/stdout"],
+    );
+    assert_clean_error(
+        &out,
+        &["--state /dev/stdout", "streams", "database file"],
+        &[],
+    );
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "");
+    assert_eq!(std::fs::metadata(&log).unwrap().ino(), inode);
+    // stderr and stdin too, whatever they are connected to.
+    for path in ["/dev/stderr", "/dev/stdin", "/dev/fd/2"] {
+        let out = run(&["keygen", "--env", "e", "--out", path]);
+        assert_clean_error(&out, &["leave out --out to write to stdout"], &[]);
+    }
+    // Nothing was created next to the log, no temporary file either.
+    let others: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| !["log.txt", "to-stdout", "proc-self"].contains(&n.as_str()))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+}
+
+#[test]
+fn a_pem_or_long_word_after_a_flag_is_named_by_its_shape_not_quoted() {
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(common::fixture(MAIN)).unwrap()).unwrap();
+    let pem = json["private_key"].as_str().unwrap();
+    assert!(pem.starts_with("-----BEGIN"));
+    let body_line = pem.lines().nth(1).unwrap();
+    let out = run(&[
+        "issue",
+        "--credentials",
+        MAIN,
+        "--uid",
+        "user_0001",
+        "--env",
+        pem,
+    ]);
+    assert_clean_error(
+        &out,
+        &[
+            "--env needs a value",
+            "looks like a private key",
+            "--credentials FILE",
+        ],
+        &["-----BEGIN", "PRIVATE KEY", &body_line[..16], "--env=VALUE"],
+    );
+    // A public key is a PEM block too, and is not echoed either.
+    let out = run(&[
+        "verify",
+        "--env",
+        "-----BEGIN PUBLIC KEY-----\nMIGfMA0G",
+        "x",
+    ]);
+    assert_clean_error(&out, &["looks like a private key"], &["MIGfMA0G"]);
+
+    let long = format!("--{}", "x".repeat(200));
+    let out = run(&["issue", "--credentials", MAIN, "--uid", &long]);
+    assert_clean_error(&out, &["a 202-byte word", "--uid=VALUE"], &["xxxxxxxx"]);
+    let out = run(&["inspect", &long]);
+    assert_clean_error(&out, &["a 202-byte word"], &["xxxxxxxx"]);
+    // A short word is quoted: its first line only.
+    let out = run(&["issue", "--credentials", MAIN, "--uid", "--a\nsecond line"]);
+    assert_clean_error(&out, &["\"--a…\""], &["second"]);
+}
+
+#[test]
+fn an_oversized_ticket_on_stdin_is_reported_with_its_true_size() {
+    let big = "A".repeat(26_668);
+    let arg = run(&["inspect", &big]);
+    assert_clean_error(
+        &arg,
+        &["ticket is 26668 bytes, over the 16384-byte limit"],
+        &[],
+    );
+    for input in [big.clone(), format!("\n\n  {big}\r\n\n")] {
+        let out = run_with_stdin(&["inspect", "-"], input.as_bytes());
+        assert_clean_error(
+            &out,
+            &["ticket is 26668 bytes, over the 16384-byte limit"],
+            &[],
+        );
+    }
+    let out = run_with_stdin(&["verify", "--credentials", MAIN, "-"], big.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("ticket is 26668 bytes, over"), "{err}");
+    // 2 MB: counted, not kept.
+    let huge = format!("{}\n", "B".repeat(2_000_000));
+    let out = run_with_stdin(&["inspect", "-"], huge.as_bytes());
+    assert_clean_error(&out, &["ticket is 2000000 bytes, over"], &["16448"]);
+    // An endless input is not waited for: past 16 MiB, "more than".
+    let endless = "y\n".repeat(9 << 20);
+    let out = run_with_stdin(&["inspect", "-"], endless.as_bytes());
+    assert_clean_error(
+        &out,
+        &["more than 16777216 bytes", "16384-byte limit"],
+        &["16448"],
+    );
+    // A real ticket followed by much whitespace still reads.
+    let ticket = stdout_of(&run(&[
+        "issue",
+        "--credentials",
+        MAIN,
+        "--uid",
+        "user_0001",
+        "--now-ms",
+        NOW,
+    ]));
+    let padded = format!("{ticket}{}", " \n".repeat(50_000));
+    let out = run_with_stdin(&["inspect", "--now-ms", NOW, "-"], padded.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(stdout_of(&out).contains("user_0001"));
+}
+
+#[test]
+fn threads_and_skip_invalid_with_a_single_uid_are_refused_and_counts_agree_in_number() {
+    for extra in [&["--threads", "4"][..], &["--skip-invalid"]] {
+        let mut args = vec!["issue", "--credentials", MAIN, "--uid", "user_0001"];
+        args.extend_from_slice(extra);
+        assert_clean_error(&run(&args), &[extra[0], "--uid"], &[]);
+    }
+    let out = run(&["bench", "--credentials", MAIN, "--seconds", "0.000001"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).starts_with("1 ticket in "),
+        "{}",
+        stdout_of(&out)
+    );
+    let out = run_with_stdin(
+        &[
+            "issue",
+            "--credentials",
+            MAIN,
+            "--uids",
+            "-",
+            "--skip-invalid",
+        ],
+        b"user_0001\nbad\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("issued 1 ticket, skipped 1 invalid line\n"),
+        "{}",
+        stderr_of(&out)
     );
 }

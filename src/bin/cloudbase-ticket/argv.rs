@@ -12,6 +12,11 @@
 //! always a flag, never a value. A value that itself begins with `--` is attached with `=`
 //! (`--uid=--x1`), and a ticket that begins with `--` goes after `--`
 //! (`inspect -- --k/@@/…`), as with most Unix tools.
+//!
+//! A word these messages name is quoted only when it is short and looks like nothing secret:
+//! a PEM block (`--env "$PEM"`, where the key's `-----BEGIN` line reads as a flag) is named as
+//! a private key, never echoed, and not offered the `--flag=VALUE` form, which would only pass
+//! the key on as a value; any other long word is named by its length ([`Word`]).
 
 use std::ffi::OsString;
 
@@ -68,11 +73,18 @@ pub(crate) fn check(cmd: &clap::Command, args: &[OsString]) -> Result<(), String
                 };
                 let name = String::from_utf8_lossy(name);
                 if arg.is_allow_hyphen_values_set() && next.starts_with(b"--") {
-                    return Err(format!(
-                        "--{name} needs a value, but the next word {} is a flag; write a value \
-                         that begins with '--' as --{name}=VALUE",
-                        shown(next)
-                    ));
+                    return Err(match Word::of(next) {
+                        Word::Key => format!(
+                            "--{name} needs a value, but the next word looks like a private key \
+                             (a PEM block), not a value for --{name}; check what was passed to \
+                             --{name}: a key belongs in --credentials FILE or the environment, \
+                             not on the command line"
+                        ),
+                        word => format!(
+                            "--{name} needs a value, but the next word {word} is a flag; write a \
+                             value that begins with '--' as --{name}=VALUE"
+                        ),
+                    });
                 }
                 // Skip the value, as clap will take it.
                 if arg.is_allow_hyphen_values_set() || !next.starts_with(b"-") || next == b"-" {
@@ -85,7 +97,12 @@ pub(crate) fn check(cmd: &clap::Command, args: &[OsString]) -> Result<(), String
                     // A ticket: a bearer credential, not echoed.
                     "a ticket that begins with '--'".to_string()
                 } else {
-                    format!("unexpected argument {}", shown(word))
+                    match Word::of(word) {
+                        Word::Key => "an argument that looks like a private key (a PEM block), \
+                                      not a ticket"
+                            .to_string(),
+                        word => format!("unexpected argument {word}"),
+                    }
                 };
                 return Err(format!(
                     "{what}: a word that begins with '--' is a flag here; put a ticket that \
@@ -99,12 +116,58 @@ pub(crate) fn check(cmd: &clap::Command, args: &[OsString]) -> Result<(), String
     Ok(())
 }
 
-/// A word from the command line, quoted and escaped, cut to a readable length.
+/// Longest word a message quotes; a longer one is named by its length.
+const MAX_SHOWN: usize = 40;
+
+/// How a message names a word from the command line.
+enum Word {
+    /// Key material (`-----BEGIN`, `PRIVATE KEY`): named as such, never quoted.
+    Key,
+    /// Longer than [`MAX_SHOWN`] bytes: named by its length, not quoted.
+    Long(usize),
+    /// Quoted and escaped: its first line, at most [`MAX_SHOWN`] characters.
+    Short(String),
+}
+
+impl Word {
+    fn of(word: &[u8]) -> Self {
+        let has = |needle: &[u8]| word.windows(needle.len()).any(|w| w == needle);
+        if has(b"-----BEGIN") || has(b"PRIVATE KEY") {
+            return Self::Key;
+        }
+        if word.len() > MAX_SHOWN {
+            return Self::Long(word.len());
+        }
+        Self::Short(shown(word))
+    }
+}
+
+impl std::fmt::Display for Word {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Key => f.write_str("(a private key, not shown)"),
+            Self::Long(len) => write!(f, "(a {len}-byte word, not shown)"),
+            Self::Short(quoted) => f.write_str(quoted),
+        }
+    }
+}
+
+/// A word from the command line, quoted and escaped: its first line only, cut to
+/// [`MAX_SHOWN`] characters, with `…` where anything was left out.
 fn shown(word: &[u8]) -> String {
     let text = String::from_utf8_lossy(word);
-    let mut escaped: String = text.chars().flat_map(char::escape_debug).take(41).collect();
-    if escaped.chars().count() > 40 {
-        escaped = escaped.chars().take(40).collect::<String>() + "…";
+    let first = text.lines().next().unwrap_or("");
+    let mut escaped: String = first
+        .chars()
+        .flat_map(char::escape_debug)
+        .take(MAX_SHOWN + 1)
+        .collect();
+    let cut = escaped.chars().count() > MAX_SHOWN;
+    if cut {
+        escaped = escaped.chars().take(MAX_SHOWN).collect();
+    }
+    if cut || first.len() < text.len() {
+        escaped.push('…');
     }
     format!("\"{escaped}\"")
 }
@@ -161,9 +224,28 @@ mod tests {
     }
 
     #[test]
-    fn shown_is_escaped_and_short() {
+    fn shown_is_escaped_short_and_one_line() {
         assert_eq!(shown(b"--env"), "\"--env\"");
-        assert_eq!(shown(b"--a\nb"), "\"--a\\nb\"");
+        assert_eq!(shown(b"--a\tb"), "\"--a\\tb\"");
+        assert_eq!(shown(b"--a\nb"), "\"--a…\"");
         assert_eq!(shown(&[b'x'; 100]), format!("\"{}…\"", "x".repeat(40)));
+    }
+
+    #[test]
+    fn key_material_and_long_words_are_named_by_their_shape() {
+        let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIICXQIBAAKBgQC\n-----END RSA PRIVATE KEY-----";
+        let err = checked(&["issue", "--uid", "user_0001", "--env", pem]).unwrap_err();
+        assert!(err.contains("looks like a private key"), "{err}");
+        assert!(
+            !err.contains("-----BEGIN") && !err.contains("MIIC"),
+            "{err}"
+        );
+        assert!(!err.contains("--env=VALUE"), "{err}");
+        let long = format!("--{}", "x".repeat(100));
+        let err = checked(&["issue", "--uid", &long]).unwrap_err();
+        assert!(err.contains("a 102-byte word"), "{err}");
+        assert!(!err.contains("xxx"), "{err}");
+        let err = checked(&["inspect", "--x PRIVATE KEY"]).unwrap_err();
+        assert!(!err.contains("--x PRIVATE"), "{err}");
     }
 }

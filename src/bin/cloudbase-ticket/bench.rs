@@ -116,8 +116,9 @@ pub(crate) fn run(args: BenchArgs) -> Result<ExitCode, CliError> {
     let p99 = percentile_us(&latencies, 99.0);
 
     let mut report = format!(
-        "{tickets} tickets in {elapsed:.2} s on {threads} thread{}: {tickets_per_sec:.0} tickets/s \
-         (RSA-{} {}, p50 {p50:.1} µs, p99 {p99:.1} µs)\n",
+        "{tickets} ticket{} in {elapsed:.2} s on {threads} thread{}: {tickets_per_sec:.0} \
+         tickets/s (RSA-{} {}, p50 {p50:.1} µs, p99 {p99:.1} µs)\n",
+        if tickets == 1 { "" } else { "s" },
         if threads == 1 { "" } else { "s" },
         issuer.key_bits(),
         issuer.backend(),

@@ -65,23 +65,91 @@ pub(crate) struct VerifyArgs {
     skew_ms: u64,
 }
 
+/// Most bytes read from stdin: past it, the message says "more than" this many bytes instead
+/// of waiting for the end of an endless input (`yes | inspect -`).
+const MAX_COUNTED: u64 = 1024 * MAX_TICKET_LEN as u64;
+
+/// A ticket as read: its text, or why it is too long to be one (the message of
+/// [`ticket::ParseError::TooLong`] or its "more than" form).
+enum TicketText {
+    Text(String),
+    TooLong(String),
+}
+
 /// The ticket from the argument, or from stdin for `-`, without the text editors and shells
 /// add: a UTF-8 byte order mark, surrounding whitespace and line ends (CRLF included).
-fn read_ticket(arg: &str) -> Result<String, CliError> {
+///
+/// Stdin is read in chunks with memory bounded by [`MAX_TICKET_LEN`]: leading ASCII whitespace
+/// is skipped, then at most `MAX_TICKET_LEN + 64` bytes are kept (room for a BOM and trailing
+/// line ends). Past that, trailing whitespace is ignored; anything else makes the ticket too
+/// long, and the rest is counted (not kept), to [`MAX_COUNTED`] bytes, so the message states
+/// the ticket's true size (surrounding ASCII whitespace left out, as for an argument) rather
+/// than the length of a capped read.
+fn read_ticket(arg: &str) -> Result<TicketText, CliError> {
     if arg != "-" {
-        return Ok(crate::text::strip_added_text(arg).to_string());
+        return Ok(TicketText::Text(
+            crate::text::strip_added_text(arg).to_string(),
+        ));
     }
-    let mut text = String::new();
-    std::io::stdin()
-        .take(MAX_TICKET_LEN as u64 + 64)
-        .read_to_string(&mut text)
-        .map_err(|e| {
-            CliError::usage(format!(
-                "cannot read the ticket from stdin: {}",
-                crate::ioerr::words(&e)
-            ))
-        })?;
-    Ok(crate::text::strip_added_text(&text).to_string())
+    let cap = MAX_TICKET_LEN + 64;
+    let mut kept: Vec<u8> = Vec::new();
+    // Bytes after the leading whitespace, and the run of whitespace at their end.
+    let mut len: u64 = 0;
+    let mut trailing: u64 = 0;
+    // Every byte read, whitespace included: the bound on reading.
+    let mut total: u64 = 0;
+    let mut over = false;
+    let mut chunk = vec![0u8; 1 << 16];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let n = match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(CliError::usage(format!(
+                    "cannot read the ticket from stdin: {}",
+                    crate::ioerr::words(&e)
+                )));
+            }
+        };
+        total += n as u64;
+        let mut data = &chunk[..n];
+        if len == 0 {
+            let start = data
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(data.len());
+            data = &data[start..];
+        }
+        len += data.len() as u64;
+        match data.iter().rposition(|b| !b.is_ascii_whitespace()) {
+            Some(last) => trailing = (data.len() - 1 - last) as u64,
+            None => trailing += data.len() as u64,
+        }
+        let room = cap.saturating_sub(kept.len()).min(data.len());
+        let (keep, rest) = data.split_at(room);
+        kept.extend_from_slice(keep);
+        over |= rest.iter().any(|b| !b.is_ascii_whitespace());
+        if total >= MAX_COUNTED {
+            return Ok(TicketText::TooLong(format!(
+                "stdin holds more than {MAX_COUNTED} bytes (read that far), over the \
+                 {MAX_TICKET_LEN}-byte limit of a ticket"
+            )));
+        }
+    }
+    if over {
+        let len = usize::try_from(len - trailing).unwrap_or(usize::MAX);
+        return Ok(TicketText::TooLong(
+            ticket::ParseError::TooLong { len }.to_string(),
+        ));
+    }
+    let text = String::from_utf8(kept).map_err(|_| {
+        CliError::usage("cannot read the ticket from stdin: it is not UTF-8 text".to_string())
+    })?;
+    Ok(TicketText::Text(
+        crate::text::strip_added_text(&text).to_string(),
+    ))
 }
 
 fn rfc3339(ms: u64) -> String {
@@ -184,7 +252,12 @@ fn print_warnings(warnings: &[TicketWarning]) {
 }
 
 pub(crate) fn run_inspect(args: InspectArgs) -> Result<ExitCode, CliError> {
-    let text = read_ticket(&args.ticket)?;
+    let text = match read_ticket(&args.ticket)? {
+        TicketText::Text(text) => text,
+        TicketText::TooLong(why) => {
+            return Err(CliError::usage(format!("malformed ticket: {why}")));
+        }
+    };
     let now = args.now_ms.unwrap_or_else(|| SystemClock.now_ms());
     let inspection = ticket::inspect(&text);
     if inspection.key_id().is_some() {
@@ -228,7 +301,14 @@ pub(crate) fn run_verify(args: VerifyArgs) -> Result<ExitCode, CliError> {
         builder = builder.env(env.clone());
     }
     let verifier = builder.skew_ms(args.skew_ms).build()?;
-    let text = read_ticket(&args.ticket)?;
+    let text = match read_ticket(&args.ticket)? {
+        TicketText::Text(text) => text,
+        TicketText::TooLong(why) => {
+            return Err(CliError::failure(format!(
+                "invalid ticket: malformed ticket: {why}"
+            )));
+        }
+    };
     let now = args.now_ms.unwrap_or_else(|| SystemClock.now_ms());
     match verifier.verify_at(&text, now) {
         Ok(ticket) => {

@@ -90,11 +90,12 @@ pub(crate) struct IssueArgs {
         value_name = "N",
         allow_negative_numbers = true,
         requires = "uids",
+        conflicts_with = "uid",
         value_parser = crate::parse_threads
     )]
     threads: Option<usize>,
     /// With --uids: skip invalid lines (and report how many) instead of stopping.
-    #[arg(long, requires = "uids")]
+    #[arg(long, requires = "uids", conflicts_with = "uid")]
     skip_invalid: bool,
 }
 
@@ -117,6 +118,9 @@ fn refuse_input_as_output(args: &IssueArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
+    if let Some(out) = &args.out {
+        crate::output::refuse_stream(out)?;
+    }
     refuse_input_as_output(&args)?;
     let creds = args.credentials.load()?;
     let mut builder = Issuer::builder(creds).strict_key_size(args.strict_key_size);
@@ -207,8 +211,9 @@ pub(crate) fn run(args: IssueArgs) -> Result<ExitCode, CliError> {
     }
     if args.skip_invalid {
         eprintln!(
-            "cloudbase-ticket: issued {} tickets, skipped {} invalid line{}",
+            "cloudbase-ticket: issued {} ticket{}, skipped {} invalid line{}",
             summary.issued,
+            if summary.issued == 1 { "" } else { "s" },
             summary.skipped,
             if summary.skipped == 1 { "" } else { "s" }
         );

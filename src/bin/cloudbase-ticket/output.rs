@@ -17,6 +17,12 @@
 //!   written through: the regular file it points to is replaced, and the link stays. A link to
 //!   nothing is refused rather than followed, so that a planted link cannot make the program
 //!   create a file elsewhere.
+//! - A path to one of the process's own streams (`/dev/stdout`, `/dev/stderr`, `/dev/stdin`,
+//!   `/dev/fd/N`, `/proc/PID/fd/N`), as given or through any symlink on the way, is refused
+//!   ([`refuse_stream`]): the kernel resolves `/proc/self/fd/1` to the file the shell redirected
+//!   stdout to, and renaming onto that file would replace the shell's log with the output alone.
+//!   The check walks the path one component at a time and reads each link, because
+//!   canonicalizing it would follow `/proc/self/fd/1` to that file and hide where it came from.
 //! - An output that is one of the command's inputs (same device and inode, so also through a
 //!   symlink or a hard link) is refused before anything is read: [`refuse_input_as_output`].
 //! - `keygen` without `--force` suggests `--force` only for an existing regular file (or a link
@@ -116,7 +122,110 @@ fn rename_target(path: &Path) -> Result<PathBuf, CliError> {
     }
 }
 
+/// The most symbolic links [`stream_along`] follows (Linux's `MAXSYMLINKS`).
+const MAX_LINKS: usize = 40;
+
+/// Whether `path` (absolute, without `.` or `..`) is one of the process's streams, or under a
+/// directory of them: `/dev/stdin`, `/dev/stdout`, `/dev/stderr`, `/dev/fd/…`, `/proc/…/fd/…`
+/// (`/proc/self/fd`, `/proc/PID/fd`, `/proc/thread-self/fd`, `/proc/PID/task/TID/fd`).
+fn is_stream_path(path: &Path) -> bool {
+    use std::path::Component;
+    let names: Vec<&std::ffi::OsStr> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    match names.as_slice() {
+        [dev, stream, ..] if *dev == "dev" => ["stdin", "stdout", "stderr", "fd"]
+            .iter()
+            .any(|s| stream == s),
+        [proc, rest @ ..] if *proc == "proc" => rest.iter().skip(1).any(|n| *n == "fd"),
+        _ => false,
+    }
+}
+
+/// The first path on the way from `path` to the file it names that is one of the process's
+/// streams ([`is_stream_path`]): `path` itself (made absolute), or where a symbolic link on the
+/// way points. Each component is looked up as the kernel does, links read one at a time (at
+/// most [`MAX_LINKS`]), `..` applied to where a link led; a component that does not exist ends
+/// the walk, the rest is judged as written.
+fn stream_along(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let start = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    // Components still to walk, the next one last.
+    let mut todo: Vec<std::ffi::OsString> = Vec::new();
+    let push_all = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+        let names: Vec<_> = p
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_os_string()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            })
+            .collect();
+        todo.extend(names.into_iter().rev());
+    };
+    push_all(&mut todo, &start);
+    let mut done = PathBuf::from("/");
+    let mut links = 0;
+    let mut exists = true;
+    while let Some(name) = todo.pop() {
+        if name == ".." {
+            done.pop();
+            continue;
+        }
+        done.push(&name);
+        if is_stream_path(&done) {
+            return Some(done);
+        }
+        if !exists {
+            continue;
+        }
+        match std::fs::read_link(&done) {
+            Ok(target) if links < MAX_LINKS => {
+                links += 1;
+                done.pop();
+                if target.is_absolute() {
+                    done = PathBuf::from("/");
+                }
+                push_all(&mut todo, &target);
+            }
+            Ok(_) => return None, // a loop: the open would fail anyway
+            Err(e) if e.kind() == io::ErrorKind::NotFound => exists = false,
+            Err(_) => {} // not a link (EINVAL), or not readable: walk on as written
+        }
+    }
+    None
+}
+
+/// Refuse (exit 2) an `--out` path that leads to one of the process's own streams
+/// (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`, or a link to one): the output is renamed onto
+/// its target, so it would replace the file the stream is redirected to, not write into the
+/// stream. Leaving out `--out` writes to stdout.
+pub(crate) fn refuse_stream(path: &Path) -> Result<(), CliError> {
+    let Some(stream) = stream_along(path) else {
+        return Ok(());
+    };
+    let via = if path.starts_with(&stream) {
+        String::new()
+    } else {
+        format!(" (through {})", stream.display())
+    };
+    Err(CliError::usage(format!(
+        "--out {}{via} is one of the program's streams, not a file: the output would replace \
+         the file the stream is redirected to; leave out --out to write to stdout",
+        path.display()
+    )))
+}
+
 fn resolve(path: &Path) -> Result<Target, CliError> {
+    refuse_stream(path)?;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -178,10 +287,18 @@ pub(crate) fn check_target(path: &Path, existing: Existing) -> Result<(), CliErr
 
 /// Where the emulator's SQLite state (`serve --state`) goes: `path` itself (created if
 /// missing), or the regular file its symlink points to (so that SQLite's `-wal` and `-shm`
-/// files sit next to the database). A directory, a device, a FIFO, a socket or a link to
-/// nothing is refused with a message about the state file, not about `--out`.
+/// files sit next to the database). A directory, a device, a FIFO, a socket, a link to
+/// nothing or a path to one of the program's streams (as for `--out`) is refused with a
+/// message about the state file, not about `--out`.
 pub(crate) fn state_target(path: &Path) -> Result<PathBuf, CliError> {
     let give = "give the path of a database file, which is created if missing";
+    if let Some(stream) = stream_along(path) {
+        return Err(CliError::usage(format!(
+            "--state {} leads to {}, one of the program's streams, not a database file; {give}",
+            path.display(),
+            stream.display()
+        )));
+    }
     let meta = match std::fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(path.to_path_buf()),
