@@ -176,22 +176,6 @@ fn a_json_state_file_of_the_earlier_version_is_imported_with_a_message() {
     );
 }
 
-/// The files of `dir`, sorted, with their bytes.
-fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// A JSON state file of the earlier version with a bad field anywhere (the signing key, a
 /// user, a refresh token) is refused naming the file as given, before anything is renamed or
 /// created: the directory is byte-identical afterwards, and a second run says the same
@@ -237,7 +221,7 @@ fn a_bad_json_state_file_of_the_earlier_version_is_refused_where_it_is_untouched
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("leg2.json");
         std::fs::write(&state, json.to_string()).unwrap();
-        let before = files_in(dir.path());
+        let before = common::files_in(dir.path());
         for run in 1..=2 {
             let out = serve_output(&["--addr", "127.0.0.1:0"], &state);
             assert_eq!(out.status.code(), Some(2), "{needle} run {run}");
@@ -251,7 +235,7 @@ fn a_bad_json_state_file_of_the_earlier_version_is_refused_where_it_is_untouched
             );
             assert!(out.stdout.is_empty());
             assert!(
-                files_in(dir.path()) == before,
+                common::files_in(dir.path()) == before,
                 "{needle} run {run}: files in the directory changed"
             );
         }

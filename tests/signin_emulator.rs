@@ -845,22 +845,6 @@ fn a_foreign_sqlite_database_is_refused_and_left_byte_identical() {
     Emulator::builder(&creds).state_file(&path).build().unwrap();
 }
 
-/// The files next to `path`, sorted, with their bytes.
-fn files_in(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 /// A state database of ours carries SQLite's application id; one written by a newer
 /// cloudbase-ticket (a schema version past ours) is refused as such and left byte-identical;
 /// one made before the application id was set (version 1, exactly our tables) is still taken.
@@ -883,7 +867,7 @@ fn a_state_file_of_a_newer_version_is_refused_untouched_and_an_older_one_is_take
         .unwrap()
         .execute_batch("pragma user_version = 2")
         .unwrap();
-    let before = files_in(dir.path());
+    let before = common::files_in(dir.path());
     let err = Emulator::builder(&creds)
         .state_file(&path)
         .build()
@@ -893,7 +877,10 @@ fn a_state_file_of_a_newer_version_is_refused_untouched_and_an_older_one_is_take
         err.contains("newer cloudbase-ticket") && err.contains("left untouched"),
         "{err}"
     );
-    assert!(files_in(dir.path()) == before, "files or bytes changed");
+    assert!(
+        common::files_in(dir.path()) == before,
+        "files or bytes changed"
+    );
 
     // Made before the application id: taken, and given the id.
     rusqlite::Connection::open(&path)

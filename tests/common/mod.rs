@@ -378,3 +378,19 @@ pub fn output_within(
         stderr: err.join().unwrap().unwrap(),
     }
 }
+
+/// The files of `dir`, sorted by name, with their bytes (to show a folder is left as it was).
+pub fn files_in(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
