@@ -24,7 +24,7 @@ if [ ! -x "$venv/bin/st" ] || ! "$venv/bin/pip" show schemathesis 2>/dev/null | 
   "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 cargo build --features cli -j 2 >&2
-bin=$root/target/debug/cloudbase-ticket
+bin=${CARGO_TARGET_DIR:-$root/target}/debug/cloudbase-ticket
 
 work=$(mktemp -d)
 server_pid=
@@ -34,11 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 "$bin" serve --credentials "$CREDENTIALS" --addr 127.0.0.1:0 --state "$work/state.db" \
-  > "$work/url" 2>/dev/null &
+  > "$work/url" 2>"$work/stderr" &
 server_pid=$!
 for _ in $(seq 200); do [ -s "$work/url" ] && break; sleep 0.05; done
 url=$(head -n1 "$work/url")
-[ -n "$url" ] || { echo "contract-test: the emulator did not start" >&2; exit 1; }
+[ -n "$url" ] || { echo "contract-test: the emulator did not start: $(head -c 500 "$work/stderr")" >&2; exit 1; }
 CBT_ENV_ID=$(sed -nE 's/.*"env_id" *: *"([^"]*)".*/\1/p' "$CREDENTIALS" | head -n1)
 export CBT_ENV_ID
 
