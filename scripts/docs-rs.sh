@@ -14,7 +14,7 @@ RUSTC_BOOTSTRAP=1 RUSTDOCFLAGS="--cfg docsrs -D warnings" cargo doc --no-deps --
 # The "Available on crate feature X only" badges come from `doc_cfg`: check a few are there.
 target=$(cargo metadata --format-version 1 --no-deps | node -e 'process.stdout.write(JSON.parse(require("fs").readFileSync(0, "utf8")).target_directory)')
 doc=$target/doc/cloudbase_ticket
-for page_feature in client/index.html:client emulator/index.html:emulator enum.Backend.html:rust-crypto; do
+for page_feature in client/index.html:client emulator/index.html:emulator backend/enum.Backend.html:rust-crypto; do
   page=${page_feature%%:*}
   feature=${page_feature##*:}
   if ! grep -q "Available on <strong>crate feature <code>$feature</code></strong> only" "$doc/$page"; then
