@@ -459,8 +459,7 @@ impl Credentials {
             },
             kind => {
                 // The OS's words, without Rust's " (os error N)" suffix, and what to check.
-                let text = e.to_string();
-                let words = text.split(" (os error ").next().unwrap_or_default();
+                let words = crate::text::io_words(&e);
                 let hint = match kind {
                     std::io::ErrorKind::PermissionDenied => {
                         "; this user may not read it: check its owner and mode (600, owned by \

@@ -37,6 +37,16 @@ pub(crate) fn is_invisible(c: char) -> bool {
     )
 }
 
+/// An I/O error in words: the OS's text without Rust's ` (os error N)` suffix, for messages
+/// that say what to do next themselves.
+pub(crate) fn io_words(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
+}
+
 /// What kind of JSON value `raw_json` (one valid JSON value, as text) is, from its first
 /// character, for messages: "an object", "an array", "a string", "a boolean", "null" or
 /// "a number".

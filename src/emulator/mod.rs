@@ -285,7 +285,7 @@ pub enum EmulatorError {
 
 /// Why an address could not be bound, in words, with what to do.
 fn bind_words(e: &std::io::Error) -> String {
-    let words = store::io_words(e);
+    let words = crate::text::io_words(e);
     match e.kind() {
         std::io::ErrorKind::AddrInUse => format!(
             "{words}: the port is in use; stop the other server, or pick another port (port 0: \

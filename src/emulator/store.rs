@@ -59,6 +59,7 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use super::EmulatorError;
+use crate::text::io_words;
 
 /// The schema version this code writes ([`MIGRATIONS`] has one entry per version).
 pub(crate) const SCHEMA_VERSION: i64 = 1;
@@ -648,15 +649,6 @@ fn import_legacy(
     }
     tx.commit().map_err(sql)?;
     Ok((file.users.len(), tokens))
-}
-
-/// An I/O error in words: the OS's text without Rust's ` (os error N)` suffix.
-pub(crate) fn io_words(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    match text.find(" (os error ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
 }
 
 /// The first 16 bytes of every SQLite database file.

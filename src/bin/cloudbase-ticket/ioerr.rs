@@ -10,13 +10,9 @@ use crate::CliError;
 
 /// The error in words: the OS's text without the ` (os error N)` suffix.
 pub(crate) fn words(e: &io::Error) -> String {
-    strip_os_error(&e.to_string()).to_string()
-}
-
-/// `text` (an I/O error's text, maybe from the library) without a ` (os error N)` suffix.
-pub(crate) fn strip_os_error(text: &str) -> &str {
+    let text = e.to_string();
     match text.find(" (os error ") {
-        Some(i) => &text[..i],
+        Some(i) => text[..i].to_string(),
         None => text,
     }
 }

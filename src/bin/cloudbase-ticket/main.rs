@@ -139,17 +139,7 @@ fn load_credentials(
     backend: Option<Backend>,
 ) -> Result<Credentials, CliError> {
     let creds = match path {
-        Some(path) => Credentials::from_file(path).map_err(|e| match e {
-            // The library keeps the OS's text, "(os error N)" included: reword it here.
-            cloudbase_ticket::CredentialsError::FileUnreadable { path, reason } => {
-                CliError::usage(format!(
-                    "cannot read credentials file {}: {}",
-                    path.display(),
-                    ioerr::strip_os_error(&reason)
-                ))
-            }
-            other => other.into(),
-        })?,
+        Some(path) => Credentials::from_file(path)?,
         None => Credentials::from_env()?,
     };
     for warning in creds.warnings() {
